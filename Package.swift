@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Every Swift target: language mode 6, explicit `any`, imports that say what they use.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "b2-backup",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "b2-backup", targets: ["B2BackupMain"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C libraries: a module map and a shim for what Swift cannot import. Each is imported by one Swift module.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "Compression", dependencies: ["CZlib"], swiftSettings: strict),
+        .target(name: "HTTPServer", dependencies: [
+            "Compression", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .target(name: "HTTPClient", dependencies: [
+            "CCurl", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .target(name: "Storage", dependencies: [
+            "CSQLite", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .target(name: "WebAPI", dependencies: [
+            "HTTPServer", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .target(name: "App", dependencies: [
+            "HTTPServer", "HTTPClient", "Storage", "WebAPI",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "B2BackupMain", dependencies: ["App"], swiftSettings: strict),
+
+        .testTarget(name: "CompressionTests", dependencies: ["Compression"], swiftSettings: strict),
+        .testTarget(name: "HTTPServerTests", dependencies: [
+            "HTTPServer", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: strict),
+        .testTarget(name: "AppTests", dependencies: [
+            "App", "HTTPServer", "HTTPClient", "Storage", "WebAPI",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+    ]
+)
