@@ -23,10 +23,12 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // epoll and eventfd headers, which Glibc's module map leaves out; imported by HTTPServer only.
+        .systemLibrary(name: "CLinux"),
 
         .target(name: "Compression", dependencies: ["CZlib"], swiftSettings: strict),
         .target(name: "HTTPServer", dependencies: [
-            "Compression", .product(name: "Logging", package: "swift-log"),
+            "Compression", "CLinux", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .target(name: "HTTPClient", dependencies: [
             "CCurl", .product(name: "Logging", package: "swift-log"),
