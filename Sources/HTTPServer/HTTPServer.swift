@@ -60,8 +60,6 @@ public final class HTTPServer: Sendable {
     private let listener: ListeningSocket
     private let started = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
-    /// Signalled once, when shutdown starts, to wake the accept loop.
-    private let shutdownSignal = Mutex<CheckedContinuation<Void, Never>?>(nil)
 
     /// The bound port (useful with port 0).
     public var port: Int { listener.port }
@@ -91,7 +89,6 @@ public final class HTTPServer: Sendable {
         }
         var acceptError: SocketError?
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.waitForShutdownThenDrain() }
             while !stopRequested.load(ordering: .acquiring) {
                 do throws(SocketError) {
                     switch try listener.accept() {
@@ -101,20 +98,22 @@ public final class HTTPServer: Sendable {
                         _ = await poller.wait(for: .read, listener.fd, deadline: nil)
                     }
                 } catch {
-                    // EMFILE and friends: log, back off briefly by waiting for readiness again, keep serving.
+                    if stopRequested.load(ordering: .acquiring) { break } // shutdown() woke accept
+                    // Out of descriptors or memory: log, wait a moment, keep serving the open connections.
                     if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errno) {
                         logger.warning("accept failed, retrying", metadata: ["error": "\(error)"])
-                        _ = await poller.wait(for: .read, listener.fd, deadline: Sys.monotonicNanoseconds() + 100_000_000)
+                        try? await Task.sleep(for: .milliseconds(100))
                         continue
                     }
                     if error.errno == ECONNABORTED || error.errno == EPROTO { continue }
                     acceptError = error
                     shutdown()
-                    break
                 }
             }
             poller.forget(listener.fd)
             Sys.close(listener.fd)
+            await drain()
+            group.cancelAll() // handlers still running after the grace period are cancelled
         }
         if let acceptError { throw acceptError }
     }
@@ -141,30 +140,26 @@ public final class HTTPServer: Sendable {
     public func shutdown() {
         guard !stopRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Sys.shutdown(listener.fd) // wakes the accept wait
-        shutdownSignal.withLock { continuation in
-            continuation?.resume()
-            continuation = nil
-        }
     }
 
-    private func waitForShutdownThenDrain() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = shutdownSignal.withLock { stored -> Bool in
-                if stopRequested.load(ordering: .acquiring) { return true }
-                stored = continuation
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
+    private func drain() async {
         let idle = registry.beginDraining()
         logger.info("HTTP server shutting down", metadata: ["http.open_connections": "\(registry.count)", "http.closed_idle": "\(idle)"])
         let deadline = Sys.monotonicNanoseconds() + configuration.shutdownGracePeriod.nanoseconds
-        // Poll the registry until it empties or the grace period ends; the poller's tick bounds the latency.
+        // Check the registry until it empties or the grace period ends.
         while registry.count > 0, Sys.monotonicNanoseconds() < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
         let cut = registry.cutAll()
         if cut > 0 { logger.warning("cut connections still busy after the grace period", metadata: ["http.connections": "\(cut)"]) }
+    }
+
+    deinit {
+        // Created but never run: release the socket and the poller thread.
+        if !started.load(ordering: .relaxed) {
+            Sys.close(listener.fd)
+            poller.stop()
+        }
     }
 }
 
