@@ -38,7 +38,7 @@ let package = Package(
         ], swiftSettings: strict),
         .target(name: "WebAPI", dependencies: [
             "HTTPServer", .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: strict),
+        ], exclude: ["Web"], swiftSettings: strict), // Web/ is compiled in via scripts/embed-web-assets
         .target(name: "App", dependencies: [
             "HTTPServer", "HTTPClient", "Storage", "WebAPI",
             .product(name: "Logging", package: "swift-log"),
@@ -52,6 +52,9 @@ let package = Package(
         ], swiftSettings: strict),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
         .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: strict),
+        .testTarget(name: "WebAPITests", dependencies: [
+            "WebAPI", "HTTPServer", "HTTPClient", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(name: "AppTests", dependencies: [
             "App", "HTTPServer", "HTTPClient", "Storage", "WebAPI",
             .product(name: "Logging", package: "swift-log"),

@@ -134,6 +134,19 @@ public struct HTTPRequestHead: Sendable, Hashable {
     public var keepAlive: Bool
     /// True for `Expect: 100-continue`.
     public var expectsContinue: Bool
+
+    public init(method: HTTPMethod, target: String, path: String? = nil, query: String = "", version: HTTPVersion = .http11,
+                headers: HTTPHeaders = HTTPHeaders(), framing: BodyFraming = .none, keepAlive: Bool = true, expectsContinue: Bool = false) {
+        self.method = method
+        self.target = target
+        self.path = path ?? target
+        self.query = query
+        self.version = version
+        self.headers = headers
+        self.framing = framing
+        self.keepAlive = keepAlive
+        self.expectsContinue = expectsContinue
+    }
 }
 
 /// Why a request was refused, with the status the client must receive before the connection closes.
