@@ -59,7 +59,9 @@ public final class Application: Sendable {
         store = try StateStore(path: settings.dataDirectory.appendingPathComponent("state.db").path, logger: logger)
         let app = WebApp(version: AddonVersion.current,
                          access: APIAccess(ingressProxy: settings.ingressProxy, apiToken: settings.options.apiToken),
-                         health: AppHealth(store: store))
+                         health: AppHealth(store: store),
+                         setup: SetupStatus(bucket: settings.options.b2Bucket, prefix: settings.options.b2Prefix,
+                                            missingOptions: settings.options.missingForBackups, apiTokenSet: settings.options.apiToken != nil))
         server = try HTTPServer(configuration: .init(host: settings.host, port: settings.port), router: app.router(), logger: logger)
     }
 

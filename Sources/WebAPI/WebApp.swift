@@ -47,18 +47,37 @@ public struct APIAccess: Sendable {
     }
 }
 
+/// What the page's setup section shows: what is configured and what is still missing.
+/// Never holds a secret: only which options are set.
+public struct SetupStatus: Sendable, Encodable, Equatable {
+    public let bucket: String?
+    public let prefix: String
+    /// Option keys that must be set before backups can run.
+    public let missing_options: [String]
+    public let api_token_set: Bool
+
+    public init(bucket: String?, prefix: String, missingOptions: [String], apiTokenSet: Bool) {
+        self.bucket = bucket
+        self.prefix = prefix
+        self.missing_options = missingOptions
+        self.api_token_set = apiTokenSet
+    }
+}
+
 /// The routes of the add-on: health, the ingress page, and the REST API with its OpenAPI document.
 public struct WebApp: Sendable {
     public let version: String
     public let access: APIAccess
     let health: any HealthProbe
+    let setup: SetupStatus
     let assets: StaticAssets
     let started = ContinuousClock.now
 
-    public init(version: String, access: APIAccess, health: any HealthProbe) {
+    public init(version: String, access: APIAccess, health: any HealthProbe, setup: SetupStatus) {
         self.version = version
         self.access = access
         self.health = health
+        self.setup = setup
         self.assets = StaticAssets(files: EmbeddedAssets.base64.mapValues { Array(Data(base64Encoded: $0)!) })
     }
 
@@ -75,7 +94,16 @@ public struct WebApp: Sendable {
         router.get("/") { request in assets.response(for: "index.html", request: request) }
         router.get("/assets/*path") { request in assets.response(for: "assets/" + (request.pathParameters["path"] ?? ""), request: request) }
         router.get("/api/openapi.json") { request in assets.response(for: "api/openapi.json", request: request) }
+        router.get("/api/status") { request in
+            try access.authorize(request)
+            return try .json(StatusBody(version: version, setup: setup))
+        }
         return router
+    }
+
+    struct StatusBody: Encodable {
+        let version: String
+        let setup: SetupStatus
     }
 
     func healthResponse() async throws -> HTTPResponse {

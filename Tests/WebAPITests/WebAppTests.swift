@@ -15,8 +15,9 @@ struct FixedHealth: HealthProbe {
 struct WebAppTests {
     let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    func withApp<T>(health: [String: String] = ["database": "ok"], _ body: (String, HTTPClient) async throws -> T) async throws -> T {
-        let app = WebApp(version: "9.9.9", access: APIAccess(ingressProxy: "172.30.32.2", apiToken: "a-long-test-token-123"), health: FixedHealth(result: health))
+    func withApp<T>(health: [String: String] = ["database": "ok"], ingressProxy: String = "172.30.32.2", _ body: (String, HTTPClient) async throws -> T) async throws -> T {
+        let app = WebApp(version: "9.9.9", access: APIAccess(ingressProxy: ingressProxy, apiToken: "a-long-test-token-123"), health: FixedHealth(result: health),
+                         setup: SetupStatus(bucket: nil, prefix: "homeassistant", missingOptions: ["b2_key_id", "b2_key", "b2_bucket"], apiTokenSet: true))
         let server = try HTTPServer(configuration: .init(host: "127.0.0.1", port: 0), router: app.router(), logger: logger)
         let running = Task { try await server.run() }
         defer { server.shutdown() }
@@ -95,12 +96,30 @@ struct WebAppTests {
             let document = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
             #expect(document["openapi"] as? String == "3.1.0")
             let paths = try #require(document["paths"] as? [String: [String: Any]])
-            let served = ["/health": ["get"], "/api/openapi.json": ["get"]]
+            let served = ["/health": ["get"], "/api/openapi.json": ["get"], "/api/status": ["get"]]
             #expect(Set(paths.keys) == Set(served.keys))
             for (path, methods) in served { #expect(Set(paths[path]!.keys) == Set(methods)) }
-            for path in paths.keys { #expect(try await client.send(.init(url: base + path)).status == 200) }
+            let authorization = [("Authorization", "Bearer a-long-test-token-123")]
+            for path in paths.keys { #expect(try await client.send(.init(url: base + path, headers: authorization)).status == 200) }
             let info = try #require(document["info"] as? [String: Any])
             #expect(info["version"] as? String == WebAPIVersionCheck.configVersion())
+        }
+    }
+
+    @Test func statusNeedsTheTokenOutsideIngressAndShowsNoSecret() async throws {
+        try await withApp { base, client in
+            let refused = try await client.send(.init(url: base + "/api/status"))
+            #expect(refused.status == 401)
+            #expect(refused.header("WWW-Authenticate") == "Bearer")
+            let allowed = try await client.send(.init(url: base + "/api/status", headers: [("Authorization", "Bearer a-long-test-token-123")]))
+            #expect(allowed.status == 200)
+            #expect(allowed.text.contains("\"missing_options\":[\"b2_key_id\",\"b2_key\",\"b2_bucket\"]"))
+            #expect(!allowed.text.contains("a-long-test-token"))
+        }
+        // From the ingress proxy's address no token is needed.
+        try await withApp(ingressProxy: "127.0.0.1") { base, client in
+            let response = try await client.send(.init(url: base + "/api/status"))
+            #expect(response.status == 200)
         }
     }
 

@@ -20,5 +20,22 @@ async function refresh() {
     status.className = "status bad";
   }
 }
+async function showSetup() {
+  const setup = document.getElementById("setup");
+  try {
+    const response = await fetch("api/status", { cache: "no-store" });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error ? body.error.message : "HTTP " + response.status);
+    const missing = body.setup.missing_options;
+    setup.textContent = missing.length === 0
+      ? "B2 bucket \u201c" + body.setup.bucket + "\u201d, folder \u201c" + body.setup.prefix + "\u201d."
+      : "Still to set on the Configuration tab: " + missing.join(", ") + ". Then restart the add-on.";
+    setup.className = missing.length === 0 ? "status ok" : "status bad";
+  } catch (error) {
+    setup.textContent = "Cannot read the setup: " + error.message;
+    setup.className = "status bad";
+  }
+}
 refresh();
+showSetup();
 setInterval(refresh, 30000);
