@@ -165,9 +165,10 @@ final class Connection: BodySource {
 
     /// Reads until a head parses; on a bad or late head answers with the right status and returns nil.
     private func readHead(deadline: UInt64) async -> HTTPRequestHead? {
-        var scanFrom = start
+        // Relative to `start`: fill() may compact the buffer, which moves absolute indices.
+        var scanned = 0
         while true {
-            let hasLineEnd = buffer[scanFrom...].contains(0x0A)
+            let hasLineEnd = buffer[(start + scanned)...].contains(0x0A)
             let overLimit = buffer.count - start > config.headLimits.maxRequestLineBytes
             if hasLineEnd || overLimit {
                 do {
@@ -185,7 +186,7 @@ final class Connection: BodySource {
                     return nil
                 }
             }
-            scanFrom = buffer.count
+            scanned = buffer.count - start
             do {
                 try await fill(deadline: deadline)
             } catch .timedOut {

@@ -29,6 +29,18 @@ struct ServerTests {
         }
     }
 
+    /// A 40 KB head followed by half of a pipelined head: the buffer is compacted while that half is completed.
+    @Test func headSplitAcrossABufferCompactionParses() async throws {
+        try await withServer(router: testRouter()) { server in
+            let client = try RawClient(port: server.port)
+            let padding = String(repeating: "p", count: 40_000)
+            try await client.send("GET /items/first HTTP/1.1\r\nHost: x\r\nX-Pad: \(padding)\r\n\r\nGET /items/after HT")
+            #expect(try await client.readResponse().text == "item first")
+            try await client.send("TP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try await client.readResponse().text == "item after")
+        }
+    }
+
     @Test func chunkedRequestBodyIsDecoded() async throws {
         try await withServer(router: testRouter()) { server in
             let client = try RawClient(port: server.port)
