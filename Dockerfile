@@ -9,6 +9,7 @@ FROM swift:6.1-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libcurl4-openssl-dev \
+        libssl-dev \
         libsqlite3-dev \
         pkg-config \
         zlib1g-dev \

@@ -23,10 +23,12 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // epoll and eventfd headers, which Glibc's module map leaves out; imported by HTTPServer only.
         .systemLibrary(name: "CLinux"),
 
         .target(name: "Compression", dependencies: ["CZlib"], swiftSettings: strict),
+        .target(name: "Hashing", dependencies: ["CCrypto"], swiftSettings: strict),
         .target(name: "HTTPServer", dependencies: [
             "Compression", "CLinux", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -46,6 +48,7 @@ let package = Package(
         ], swiftSettings: strict),
         .executableTarget(name: "B2BackupMain", dependencies: ["App"], swiftSettings: strict),
 
+        .testTarget(name: "HashingTests", dependencies: ["Hashing"], swiftSettings: strict),
         .testTarget(name: "CompressionTests", dependencies: ["Compression"], swiftSettings: strict),
         .testTarget(name: "HTTPServerTests", dependencies: [
             "HTTPServer", .product(name: "Logging", package: "swift-log"),
