@@ -35,6 +35,13 @@ let package = Package(
         .target(name: "HTTPClient", dependencies: [
             "CCurl", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .target(name: "B2Client", dependencies: [
+            "HTTPClient", "Hashing", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // A faithful B2 native-API server for tests and the demo; never used by production code paths.
+        .target(name: "B2Simulator", dependencies: [
+            "HTTPServer", "Hashing", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .target(name: "Storage", dependencies: [
             "CSQLite", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -54,6 +61,12 @@ let package = Package(
             "HTTPServer", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "B2SimulatorTests", dependencies: [
+            "B2Simulator", "HTTPClient", "Hashing", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .testTarget(name: "B2ClientTests", dependencies: [
+            "B2Client", "B2Simulator", "HTTPClient", "Hashing", "Storage", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: strict),
         .testTarget(name: "WebAPITests", dependencies: [
             "WebAPI", "HTTPServer", "HTTPClient", .product(name: "Logging", package: "swift-log"),

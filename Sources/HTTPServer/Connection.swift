@@ -128,6 +128,8 @@ final class Connection: BodySource {
                 keepAlive = false
             } catch is ReadFailure {
                 return false // the client went away mid-body; nobody to answer
+            } catch is AbortConnection {
+                return false
             } catch {
                 logger.error("handler failed", metadata: ["http.method": "\(head.method.rawValue)", "http.path": "\(head.path)", "error": "\(error)"])
                 response = HTTPError(.internalServerError, code: "internal_error", message: "internal error; see the add-on log").response

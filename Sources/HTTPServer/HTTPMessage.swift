@@ -109,6 +109,12 @@ public protocol HTTPResponseError: Error {
     var response: HTTPResponse { get }
 }
 
+/// Thrown by a handler to drop the connection at once, without a response: what a crashed or reset
+/// peer looks like. Simulators use it to inject connection failures.
+public struct AbortConnection: Error, Sendable {
+    public init() {}
+}
+
 /// A plain HTTP error with the standard JSON body.
 public struct HTTPError: HTTPResponseError, Sendable, CustomStringConvertible {
     public let status: HTTPStatus

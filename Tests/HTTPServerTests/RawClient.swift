@@ -170,5 +170,9 @@ func testRouter() -> Router {
         })
     }
     router.get("/fail") { _ in throw CancellationError() }
+    router.post("/abort") { request in
+        _ = try await request.body.next()
+        throw AbortConnection()
+    }
     return router
 }

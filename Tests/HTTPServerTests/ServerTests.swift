@@ -145,6 +145,14 @@ struct ServerTests {
         }
     }
 
+    @Test func abortConnectionDropsTheConnectionWithoutAResponse() async throws {
+        try await withServer(router: testRouter()) { server in
+            let client = try RawClient(port: server.port)
+            try await client.send("POST /abort HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + String(repeating: "a", count: 1000))
+            #expect(await client.isClosedByServer())
+        }
+    }
+
     @Test func peerAddressReachesHandlers() async throws {
         try await withServer(router: testRouter()) { server in
             let client = try RawClient(port: server.port)
