@@ -33,7 +33,7 @@ let package = Package(
             "Compression", "CLinux", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .target(name: "HTTPClient", dependencies: [
-            "CCurl", .product(name: "Logging", package: "swift-log"),
+            "CCurl", "Hashing", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .target(name: "B2Client", dependencies: [
             "HTTPClient", "Hashing", .product(name: "Logging", package: "swift-log"),
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: [
             "HTTPServer", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
-        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer", "Hashing"], swiftSettings: strict),
         .testTarget(name: "B2SimulatorTests", dependencies: [
             "B2Simulator", "HTTPClient", "Hashing", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

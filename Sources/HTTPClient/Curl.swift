@@ -57,7 +57,17 @@ final class CurlEasy {
     }
 
     func set(_ option: CURLoption, callback: @escaping @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int) throws(HTTPClientError) {
-        try check(b2_curl_setopt_write_cb(handle, option, callback), "setopt \(option.rawValue)")
+        try check(b2_curl_setopt_data_cb(handle, option, callback), "setopt \(option.rawValue)")
+    }
+
+    /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_XFERINFOFUNCTION.html
+    func setProgress(_ callback: @escaping @convention(c) (UnsafeMutableRawPointer?, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> Int32) throws(HTTPClientError) {
+        try check(b2_curl_setopt_xferinfo_cb(handle, callback), "setopt XFERINFOFUNCTION")
+    }
+
+    /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_SEEKFUNCTION.html
+    func setSeek(_ callback: @escaping @convention(c) (UnsafeMutableRawPointer?, curl_off_t, Int32) -> Int32) throws(HTTPClientError) {
+        try check(b2_curl_setopt_seek_cb(handle, callback), "setopt SEEKFUNCTION")
     }
 
     /// Sets request headers; the list is kept alive as long as the handle uses it.
