@@ -1,0 +1,1 @@
+// The B2 simulator: see B2Simulator.swift.
