@@ -49,7 +49,7 @@ let package = Package(
             "HTTPServer", .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Web"], swiftSettings: strict), // Web/ is compiled in via scripts/embed-web-assets
         .target(name: "App", dependencies: [
-            "HTTPServer", "HTTPClient", "Storage", "WebAPI",
+            "HTTPServer", "HTTPClient", "Storage", "WebAPI", "B2Client",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),

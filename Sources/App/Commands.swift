@@ -9,7 +9,7 @@ public struct B2BackupCommand: AsyncParsableCommand {
         commandName: "b2-backup",
         abstract: "Back up Home Assistant to Backblaze B2.",
         version: AddonVersion.current,
-        subcommands: [Serve.self, Healthcheck.self],
+        subcommands: [Serve.self, Healthcheck.self, Upload.self, List.self, Download.self],
         defaultSubcommand: Serve.self
     )
 

@@ -21,6 +21,28 @@ public enum Migrations {
                 updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
             ) STRICT;
             """),
+        Migration(version: 2, name: "large_uploads", sql: """
+            CREATE TABLE large_uploads (
+                file_id TEXT PRIMARY KEY NOT NULL,
+                bucket_id TEXT NOT NULL,
+                file_name TEXT NOT NULL,
+                local_path TEXT NOT NULL,
+                file_size INTEGER NOT NULL,
+                modified_ms INTEGER NOT NULL,
+                part_size INTEGER NOT NULL,
+                sha1 TEXT NOT NULL,
+                part_sha1s TEXT NOT NULL,
+                started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+                UNIQUE (bucket_id, file_name)
+            ) STRICT;
+            CREATE TABLE large_upload_parts (
+                file_id TEXT NOT NULL REFERENCES large_uploads (file_id) ON DELETE CASCADE,
+                part_number INTEGER NOT NULL,
+                sha1 TEXT NOT NULL,
+                confirmed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+                PRIMARY KEY (file_id, part_number)
+            ) STRICT;
+            """),
     ]
 }
 

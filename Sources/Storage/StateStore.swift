@@ -20,6 +20,16 @@ public actor StateStore {
         }
     }
 
+    /// Runs statements that change state in one transaction.
+    @discardableResult
+    func write<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        try connection.transaction { try body(connection) }
+    }
+
+    func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        try body(connection)
+    }
+
     public func schemaVersion() throws -> Int { try Migrator.version(connection) }
 
     public func journalMode() throws -> String {

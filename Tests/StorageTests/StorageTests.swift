@@ -87,3 +87,32 @@ import Testing
         }
     }
 }
+
+@Suite struct LargeUploadJournalTests {
+    let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    func upload(_ id: String, name: String = "homeassistant/a.tar") -> StoredLargeUpload {
+        StoredLargeUpload(fileID: id, bucketID: "bucket1", fileName: name, localPath: "/backup/a.tar", fileSize: 250_000_000,
+                          modifiedMillis: 1_700_000_000_000, partSize: 100_000_000, sha1: String(repeating: "a", count: 40),
+                          partSHA1s: [String(repeating: "1", count: 40), String(repeating: "2", count: 40), String(repeating: "3", count: 40)])
+    }
+
+    @Test func recordPartsAndRemoveSurviveReopening() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID().uuidString).db").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            let store = try StateStore(path: path, logger: logger)
+            try await store.saveLargeUpload(upload("f1"))
+            try await store.confirmLargeUploadPart(fileID: "f1", partNumber: 2, sha1: String(repeating: "2", count: 40))
+        }
+        let reopened = try StateStore(path: path, logger: logger)
+        #expect(try await reopened.largeUpload(bucketID: "bucket1", fileName: "homeassistant/a.tar") == upload("f1"))
+        #expect(try await reopened.confirmedLargeUploadParts(fileID: "f1") == [2: String(repeating: "2", count: 40)])
+        // A new upload of the same name replaces the old record and its parts.
+        try await reopened.saveLargeUpload(upload("f2"))
+        #expect(try await reopened.largeUploads().map(\.fileID) == ["f2"])
+        #expect(try await reopened.confirmedLargeUploadParts(fileID: "f1").isEmpty)
+        try await reopened.removeLargeUpload(fileID: "f2")
+        #expect(try await reopened.largeUpload(bucketID: "bucket1", fileName: "homeassistant/a.tar") == nil)
+    }
+}
