@@ -100,9 +100,14 @@ struct B2ClientTests {
             case .requestTimeout408: await simulator.faults.fail(operation: "b2_upload_part", status: 408, code: "request_timeout", times: 2)
             case .internalError500: await simulator.faults.fail(operation: "b2_upload_part", status: 500, code: "internal_error", times: 2)
             }
+            let started = ContinuousClock.now
             let result = try await UploadEngine(client: client, journal: nil, logger: quietLogger)
                 .upload(path: source, bucket: bucket, fileName: "homeassistant/faulty.tar", options: UploadOptions(concurrency: 2))
             #expect(result.file.fileInfo?["large_file_sha1"] == (try sha1(ofFile: source)))
+            if fault == .tooManyRequestsWithRetryAfter {
+                // The refused part went again no sooner than Retry-After said (a lower bound, not a speed test).
+                #expect(ContinuousClock.now - started >= .seconds(1))
+            }
             let parts = await simulator.requestCount("b2_upload_part")
             #expect(parts > 4) // something was sent again
             if fault != .tooManyRequestsWithRetryAfter {
