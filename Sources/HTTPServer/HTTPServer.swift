@@ -60,6 +60,7 @@ public final class HTTPServer: Sendable {
     private let listener: ListeningSocket
     private let started = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
+    private let refusals = RefusalCounter()
 
     /// The bound port (useful with port 0).
     public var port: Int { listener.port }
@@ -130,7 +131,12 @@ public final class HTTPServer: Sendable {
             let reply = ResponseEncoder.errorResponse(HTTPParseError(.serviceUnavailable, "too many connections"), retryAfter: 1)
             reply.withUnsafeBytes { _ = Sys.send(fd, $0.baseAddress!, $0.count) }
             Sys.close(fd)
-            logger.warning("connection refused: at the connection limit", metadata: ["http.peer": "\(peer)", "http.max_connections": "\(configuration.maxConnections)"])
+            // One line per 10 s at most: a flood of refusals must not become a flood of log lines.
+            if let refused = refusals.record() {
+                logger.warning("connections refused: at the connection limit", metadata: [
+                    "http.refused": "\(refused)", "http.last_peer": "\(peer)", "http.max_connections": "\(configuration.maxConnections)",
+                ])
+            }
         }
     }
 
@@ -159,6 +165,22 @@ public final class HTTPServer: Sendable {
         if !started.load(ordering: .relaxed) {
             Sys.close(listener.fd)
             poller.stop()
+        }
+    }
+}
+
+/// Counts refused connections and says when to log them: the first at once, then at most every 10 s.
+final class RefusalCounter: Sendable {
+    private let state = Mutex<(count: Int, lastLog: UInt64?)>((0, nil))
+
+    /// The number of refusals to report now, or nil to stay quiet.
+    func record() -> Int? {
+        state.withLock { state in
+            state.count += 1
+            let now = Sys.monotonicNanoseconds()
+            if let last = state.lastLog, now - last < 10_000_000_000 { return nil }
+            defer { state = (0, now) }
+            return state.count
         }
     }
 }
