@@ -1,1 +1,0 @@
-// The B2 simulator: see B2Simulator.swift.
