@@ -13,6 +13,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "b2-backup", targets: ["B2BackupMain"]),
+        // The simulators as a process, for the demo and bench/; not part of the add-on image.
+        .executable(name: "b2-simulator", targets: ["SimulatorMain"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -54,6 +56,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "B2BackupMain", dependencies: ["App"], swiftSettings: strict),
+        .executableTarget(name: "SimulatorMain", dependencies: [
+            "B2Simulator", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
 
         .testTarget(name: "HashingTests", dependencies: ["Hashing"], swiftSettings: strict),
         .testTarget(name: "CompressionTests", dependencies: ["Compression"], swiftSettings: strict),
