@@ -164,9 +164,17 @@ public final class UploadEngine: Sendable {
         var record = try await resumableRecord(local, bucket: bucket, fileName: fileName)
         var done: [Int: String] = [:]
         if let existing = record {
-            done = try await confirmedParts(existing)
-            logger.info("resuming upload", metadata: ["b2.file_name": "\(fileName)", "b2.parts_done": "\(done.count)", "b2.parts": "\(existing.partSHA1s.count)"])
-        } else {
+            do {
+                done = try await confirmedParts(existing)
+                logger.info("resuming upload", metadata: ["b2.file_name": "\(fileName)", "b2.parts_done": "\(done.count)", "b2.parts": "\(existing.partSHA1s.count)"])
+            } catch where error.status == 400 || error.status == 404 {
+                // B2 no longer has it (cancelled, or removed by a lifecycle rule): start over.
+                logger.info("the interrupted upload is gone from B2; starting over", metadata: ["b2.file_name": "\(fileName)", "error": "\(error)"])
+                try await journalDo { try await $0.remove(fileID: existing.fileID) }
+                record = nil
+            }
+        }
+        if record == nil {
             tracker.phase(.hashing)
             let hashes = try await FileHasher.hash(path: local.path, partSize: partSize) { tracker.hashed($0) }
             var fileInfo = info

@@ -70,3 +70,19 @@ func withSimulator<T>(recommendedPartSize: Int = 1_000_000, minimumPartSize: Int
         throw error
     }
 }
+
+/// An in-memory upload journal, to drive the engine's resume decisions directly.
+actor MemoryJournal: UploadJournal {
+    var records: [String: LargeUploadRecord] = [:]
+    var parts: [String: [Int: String]] = [:]
+
+    func record(bucketID: String, fileName: String) -> LargeUploadRecord? { records["\(bucketID)/\(fileName)"] }
+    func save(_ record: LargeUploadRecord) { records["\(record.bucketID)/\(record.fileName)"] = record }
+    func partConfirmed(fileID: String, partNumber: Int, sha1: String) { parts[fileID, default: [:]][partNumber] = sha1 }
+    func confirmedParts(fileID: String) -> [Int: String] { parts[fileID] ?? [:] }
+    func remove(fileID: String) {
+        records = records.filter { $0.value.fileID != fileID }
+        parts[fileID] = nil
+    }
+    var isEmpty: Bool { records.isEmpty }
+}
