@@ -2,12 +2,13 @@ import Foundation
 import HTTPServer
 import Logging
 
-/// The API host: `b2_authorize_account` and the JSON calls, at `/b2api/v2|v3|v4/<operation>`.
+/// The API host: `b2_authorize_account` and the JSON calls, at `/b2api/v1|v2|v3|v4/<operation>`.
 /// - SeeAlso: https://www.backblaze.com/apidocs/introduction-to-the-b2-native-api
 enum APIRoutes {
     /// v2 answers the flat authorize shape; v3 groups it under `apiInfo.storageApi`; v4 adds
-    /// `allowed.buckets`. (v1 differs in more places and is not simulated.)
-    static let supportedVersions: Set<String> = ["v2", "v3", "v4"]
+    /// `allowed.buckets`. v1 (what rclone 1.60 speaks) is v2's flat shape plus `minimumPartSize`, and
+    /// its file objects differ where ``VersionOne`` says.
+    static let supportedVersions: Set<String> = ["v1", "v2", "v3", "v4"]
     static let operations: Set<String> = [
         "b2_authorize_account", "b2_list_buckets", "b2_get_upload_url", "b2_start_large_file", "b2_get_upload_part_url",
         "b2_finish_large_file", "b2_cancel_large_file", "b2_list_parts", "b2_list_unfinished_large_files",
@@ -99,7 +100,7 @@ enum APIRoutes {
         default:
             throw B2Error(404, "not_found", "no such API: \(request.path)")
         }
-        return .b2JSON(result)
+        return .b2JSON(version == "v1" ? VersionOne.adapt(operation, result) : result)
     }
 
     /// Reads a JSON call's body; a `resetConnection` rule drops the connection part-way.
@@ -139,12 +140,14 @@ enum APIRoutes {
         let hosts: [(String, JSON)] = [("apiUrl", .string(urls.api)), ("downloadUrl", .string(urls.download)), ("s3ApiUrl", .string(urls.api))]
         let response: JSON
         switch version {
-        case "v2":
+        case "v1", "v2":
             let allowed = JSON.object([("bucketId", .optional(bucket?.id)), ("bucketName", .optional(bucket?.name)),
                                        ("capabilities", capabilities), ("namePrefix", .optional(account.namePrefix))])
+            // v1 also sends the deprecated `minimumPartSize`, always equal to `recommendedPartSize`.
+            let deprecated: [(String, JSON)] = version == "v1" ? [("minimumPartSize", limits[1].1)] : []
             response = .object([("absoluteMinimumPartSize", limits[0].1), ("accountId", .string(account.accountID)), ("allowed", allowed),
-                                ("apiUrl", hosts[0].1), ("authorizationToken", .string(caller.token)), ("downloadUrl", hosts[1].1),
-                                ("recommendedPartSize", limits[1].1), ("s3ApiUrl", hosts[2].1)])
+                                ("apiUrl", hosts[0].1), ("authorizationToken", .string(caller.token)), ("downloadUrl", hosts[1].1)]
+                               + deprecated + [("recommendedPartSize", limits[1].1), ("s3ApiUrl", hosts[2].1)])
         case "v3":
             let storage = JSON.object(limits + hosts + [
                 ("bucketId", .optional(bucket?.id)), ("bucketName", .optional(bucket?.name)), ("capabilities", capabilities),

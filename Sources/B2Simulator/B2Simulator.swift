@@ -252,8 +252,8 @@ public struct SimulatedFile: Sendable, Hashable {
     public let action: Action
     public let contentType: String
     public let contentLength: Int
-    /// Hex SHA-1, or `"none"` for large files and hide markers.
-    public let contentSha1: String
+    /// Hex SHA-1; `"none"` for large files, `"unverified:<hex>"` after `do_not_verify`, nil for hide markers.
+    public let contentSha1: String?
     public let fileInfo: [String: String]
     /// Milliseconds since 1970 (UTC).
     public let uploadTimestamp: Int

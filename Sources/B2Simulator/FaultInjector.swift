@@ -52,7 +52,8 @@ public actor FaultInjector {
     }
 
     /// The next `times` calls of `operation` answer this status and code, e.g. `500 internal_error`,
-    /// `408 request_timeout` or `503 service_unavailable`. Upload URLs that get a 5xx are retired.
+    /// `408 request_timeout` or `503 service_unavailable`; the error comes before authentication.
+    /// Upload URLs that get a 5xx are retired.
     public func fail(operation: String, status: Int, code: String, message: String? = nil, times: Int = 1) {
         failures.append(Failure(operation: operation, error: B2Error(status, code, message ?? Self.defaultMessage(code)), remaining: times))
     }

@@ -127,6 +127,10 @@ actor SimulatorState {
 
     private static func now() -> Int { Int(Date().timeIntervalSince1970 * 1000) }
 
+    private static func padded(_ digits: String, _ width: Int) -> String {
+        String(repeating: "0", count: max(0, width - digits.count)) + digits
+    }
+
     private static func randomHex(_ count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
         return Hex.encode((0..<(count + 1) / 2).map { _ in UInt8.random(in: 0...255, using: &generator) }).prefix(count).description
@@ -136,7 +140,7 @@ actor SimulatorState {
     /// order and resume by `(fileName, fileId)` alone.
     private func newFileID(bucket: Bucket) -> String {
         let countdown = String(0xFFFF_FFFF_FFFF - nextSequence(), radix: 16)
-        return "4_z\(bucket.id)_f\(String(repeating: "0", count: 12 - countdown.count))\(countdown)_c000_v0001000_t0001"
+        return "4_z\(bucket.id)_f\(Self.padded(countdown, 12))_c000_v0001000_t0001"
     }
 
     // MARK: Authorization
@@ -148,7 +152,7 @@ actor SimulatorState {
         guard let account, account.applicationKey == applicationKey else {
             throw B2Error.unauthorized("invalid application key ID or application key")
         }
-        let token = "4_\(account.accountID)_\(String(format: "%08x", nextSequence()))_\(Self.randomHex(6))_acct_\(Self.randomHex(28))="
+        let token = "4_\(account.accountID)_\(Self.padded(String(nextSequence(), radix: 16), 8))_\(Self.randomHex(6))_acct_\(Self.randomHex(28))="
         accountTokens[token] = (account, false)
         return Caller(token: token, account: account)
     }
@@ -265,7 +269,8 @@ actor SimulatorState {
             ("action", .string(version.action.rawValue)),
             ("bucketId", .string(version.bucketID)),
             ("contentLength", .int(version.contentLength)),
-            ("contentSha1", .string(version.contentSha1)),
+            // "The value is null when the action is hide or folder."
+            ("contentSha1", version.action == .hide ? .null : .string(version.contentSha1)),
             ("contentType", .string(version.contentType)),
             ("fileId", .string(version.id)),
             ("fileInfo", .map(version.fileInfo)),
@@ -284,7 +289,8 @@ actor SimulatorState {
 
     private func simulated(_ version: Version) -> SimulatedFile {
         SimulatedFile(fileID: version.id, fileName: version.name, bucketID: version.bucketID, action: version.action,
-                      contentType: version.contentType, contentLength: version.contentLength, contentSha1: version.contentSha1,
+                      contentType: version.contentType, contentLength: version.contentLength,
+                      contentSha1: version.action == .hide ? nil : version.contentSha1,
                       fileInfo: version.fileInfo, uploadTimestamp: version.uploadTimestamp)
     }
 
@@ -323,7 +329,7 @@ actor SimulatorState {
     }
 
     private func newUploadEndpoint(kind: String, pathTarget: String, target: UploadTarget, _ caller: Caller, _ apiVersion: String) -> (url: String, token: String) {
-        let uploadID = "c000_v0001000_t\(String(format: "%04d", nextSequence()))"
+        let uploadID = "c000_v0001000_t\(Self.padded(String(nextSequence()), 4))"
         let token = "4_\(caller.account.accountID)_\(Self.randomHex(8))_upld_\(Self.randomHex(28))="
         uploadEndpoints[uploadID] = UploadEndpoint(token: token, target: target, account: caller.account)
         return ("\(endpoints.current.upload)/b2api/\(apiVersion)/\(kind)/\(pathTarget)/\(uploadID)", token)
@@ -356,6 +362,11 @@ actor SimulatorState {
         endpoint.inUse = true
         uploadEndpoints[uploadID] = endpoint
         return UploadTicket(uploadID: uploadID, token: endpoint.token, target: endpoint.target, account: endpoint.account, bucket: bucket)
+    }
+
+    /// Retires an upload URL that was answered with a 5xx before it was claimed (an injected failure).
+    func retireUpload(uploadID: String) {
+        uploadEndpoints[uploadID]?.retired = true
     }
 
     /// Releases an upload URL; `retire` after a 5xx, after which B2 expects the client to get a new URL.

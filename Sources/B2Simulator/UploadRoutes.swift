@@ -45,11 +45,16 @@ enum UploadRoutes {
 
     private static func upload(_ request: HTTPRequest, operation: String, pathTarget: String, _ context: HandlerContext) async throws -> HTTPResponse {
         await context.state.count(operation)
-        if let failure = await APIRoutes.admissionFailure(operation, request, context) { throw failure }
+        let uploadID = request.pathParameters["uploadId"] ?? ""
+        if let failure = await APIRoutes.admissionFailure(operation, request, context) {
+            // A pod that answers 5xx is done with this URL, whatever stage the failure is injected at.
+            if failure.status >= 500 { await context.state.retireUpload(uploadID: uploadID) }
+            throw failure
+        }
         guard APIRoutes.supportedVersions.contains(request.pathParameters["version"] ?? "") else {
             throw B2Error(404, "not_found", "unsupported API version in \(request.path)")
         }
-        let ticket = try await context.state.beginUpload(uploadID: request.pathParameters["uploadId"] ?? "", pathTarget: pathTarget,
+        let ticket = try await context.state.beginUpload(uploadID: uploadID, pathTarget: pathTarget,
                                                          authorization: request.headers["Authorization"])
         do {
             let response = try await receive(request, operation: operation, ticket: ticket, context)

@@ -51,6 +51,14 @@ struct FaultTests {
             #expect(failed.status == 500)
             #expect(failed.code == "internal_error")
             #expect(failed.json["status"] as? Int == 500)
+
+            // On an upload call a scripted 5xx retires the URL, as a failing pod would.
+            let target = try await harness.uploadURL(session, bucketID: try await harness.bucketID(session))
+            await harness.simulator.faults.fail(operation: "b2_upload_file", status: 503, code: "service_unavailable")
+            #expect(try await harness.upload(to: target, encodedName: "a.bin", [1]).status == 503)
+            #expect(try await harness.upload(to: target, encodedName: "a.bin", [1]).status == 503)
+            let fresh = try await harness.uploadURL(session, bucketID: try await harness.bucketID(session))
+            #expect(try await harness.upload(to: fresh, encodedName: "a.bin", [1]).status == 200)
         }
     }
 

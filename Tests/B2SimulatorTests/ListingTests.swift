@@ -17,6 +17,8 @@ struct ListingTests {
             let hidden = try await harness.ok(session, "b2_hide_file", ["bucketId": bucketID, "fileName": "b.tar"])
             #expect(hidden["action"] as? String == "hide")
             #expect(hidden["contentLength"] as? Int == 0)
+            #expect(hidden["contentSha1"] is NSNull)
+            #expect(hidden["contentType"] as? String == "application/x-bz-hide-marker")
             let markerID = try #require(hidden["fileId"] as? String)
 
             // All versions in pages of two: name order, newest first within a name, hide marker included.
@@ -42,7 +44,10 @@ struct ListingTests {
             let expected = [("a.tar", ids["a.tar"]![2], "upload"), ("a.tar", ids["a.tar"]![1], "upload"), ("a.tar", ids["a.tar"]![0], "upload"),
                             ("b.tar", markerID, "hide"), ("b.tar", ids["b.tar"]![0], "upload"), ("c/d.tar", ids["c/d.tar"]![0], "upload")]
             #expect(listed.map { "\($0.0) \($0.1) \($0.2)" } == expected.map { "\($0.0) \($0.1) \($0.2)" })
-            #expect(await harness.simulator.fileVersions(bucket: "ha-backups").map(\.fileID) == expected.map(\.1))
+            let inspected = await harness.simulator.fileVersions(bucket: "ha-backups")
+            #expect(inspected.map(\.fileID) == expected.map(\.1))
+            #expect(inspected.map(\.action) == [.upload, .upload, .upload, .hide, .upload, .upload])
+            #expect(inspected[3].contentSha1 == nil)
 
             // Names: the current version of each visible name; b.tar is hidden.
             let names = try await harness.ok(session, "b2_list_file_names", ["bucketId": bucketID])
