@@ -93,8 +93,23 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence {
     }
 
     /// The comma-separated list elements of every field of that name, trimmed and lower-cased.
+    ///
+    /// Works on bytes and folds ASCII only: Unicode case folding would let `chun\u{212A}ed` (Kelvin
+    /// sign) pass as `chunked` while a proxy in front sees an unknown coding — a smuggling vector —
+    /// and a combining mark would merge with the comma before it.
     public func tokens(_ name: String) -> [String] {
-        values(name).flatMap { $0.split(separator: ",") }.map { $0.trimmingHTTPWhitespace().lowercased() }.filter { !$0.isEmpty }
+        values(name).flatMap { value in
+            value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true).map { element in
+                String(decoding: Self.trimmed(element).map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+            }
+        }.filter { !$0.isEmpty }
+    }
+
+    static func trimmed<C: BidirectionalCollection<UInt8>>(_ bytes: C) -> C.SubSequence {
+        var slice = bytes[...]
+        while let first = slice.first, first == 0x20 || first == 0x09 { slice = slice.dropFirst() }
+        while let last = slice.last, last == 0x20 || last == 0x09 { slice = slice.dropLast() }
+        return slice
     }
 
     public func contains(_ name: String) -> Bool { self[name] != nil }
@@ -103,11 +118,10 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence {
 }
 
 extension Substring {
+    /// Drops leading and trailing SP/HTAB bytes (RFC 9110 §5.5 OWS). Bytes, not Characters, so a space
+    /// followed by a combining mark is still trimmed.
     func trimmingHTTPWhitespace() -> String {
-        var slice = self[...]
-        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
-        return String(slice)
+        String(decoding: HTTPHeaders.trimmed(utf8), as: UTF8.self)
     }
 }
 

@@ -58,7 +58,8 @@ public enum RequestHeadParser {
         let headerStart = cursor
         while true {
             guard let end = findLF(bytes, from: cursor, limit: headerStart + limits.maxHeaderBytes + 2) else {
-                if bytes.count - headerStart > limits.maxHeaderBytes { throw HTTPParseError(.requestHeaderFieldsTooLarge, "the header section is larger than \(limits.maxHeaderBytes) bytes") }
+                // +1: the final empty line's CR may already be here while its LF is not.
+                if bytes.count - headerStart > limits.maxHeaderBytes + 1 { throw HTTPParseError(.requestHeaderFieldsTooLarge, "the header section is larger than \(limits.maxHeaderBytes) bytes") }
                 return .incomplete
             }
             let fieldLine = try line(bytes, cursor, end)
@@ -287,7 +288,8 @@ public enum RequestHeadParser {
 public enum PercentDecoding {
     /// Decodes `%XX` escapes; nil for a malformed escape or bytes that are not UTF-8.
     public static func decode(_ text: some StringProtocol, plusAsSpace: Bool = false) -> String? {
-        guard text.contains("%") || (plusAsSpace && text.contains("+")) else { return String(text) }
+        // Bytes, not Characters: "%" followed by a combining mark is one Character that is not "%".
+        guard text.utf8.contains(UInt8(ascii: "%")) || (plusAsSpace && text.utf8.contains(UInt8(ascii: "+"))) else { return String(text) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()

@@ -99,6 +99,38 @@ import Testing
         #expect { try parse(endless, limits: limits) } throws: { ($0 as? HTTPParseError)?.status.code == 431 }
     }
 
+    /// Found by the fuzzer (K1): a head at exactly the header limit, cut right after its final CR.
+    @Test func aHeadAtTheLimitIsIncompleteNot431WhenCutBeforeTheLastLF() throws {
+        let limits = HeadLimits(maxHeaderBytes: 64)
+        let fields = "Host: x\r\nX: " + String(repeating: "a", count: 64 - 9 - 5) + "\r\n" // exactly 64 bytes of fields
+        #expect(fields.utf8.count == 64)
+        let head = Array(("GET / HTTP/1.1\r\n" + fields + "\r\n").utf8)
+        #expect(try RequestHeadParser.parse(head.dropLast(), limits: limits) == .incomplete)
+        guard case .complete = try RequestHeadParser.parse(head, limits: limits) else { Issue.record("expected a head"); return }
+    }
+
+    /// Found by the fuzzer (K2): token comparisons are ASCII byte comparisons, not Unicode ones.
+    @Test(arguments: [
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chun\u{212A}ed\r\n\r\n", 400),  // Kelvin sign is not "k"
+    ])
+    func unicodeLookalikesAreNotTokens(request: String, status: Int) {
+        #expect { try parse(request) } throws: { ($0 as? HTTPParseError)?.status.code == status }
+    }
+
+    @Test(arguments: [
+        ("GET / HTTP/1.0\r\nConnection: \u{212A}eep-alive\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: x\r\nConnection: close,\u{301}\r\n\r\n", false),
+    ])
+    func unicodeLookalikesDoNotChangeKeepAlive(request: String, keepAlive: Bool) throws {
+        #expect(try #require(try parse(request)).keepAlive == keepAlive)
+    }
+
+    @Test func percentDecodingLooksAtBytes() {
+        #expect(PercentDecoding.decode("%\u{301}") == nil) // K3: "%" + combining mark is still a bad escape
+        #expect(PercentDecoding.decode("a+\u{301}b", plusAsSpace: true) == "a \u{301}b")
+        #expect(Substring(" \u{301}x ").trimmingHTTPWhitespace() == "\u{301}x")
+    }
+
     @Test(arguments: ["G", "GET / HTTP/1.1", "GET / HTTP/1.1\r\nHost: x", "GET / HTTP/1.1\r\nHost: x\r\n"])
     func incompleteHeadsWaitForMore(prefix: String) throws {
         #expect(try RequestHeadParser.parse(Array(prefix.utf8)) == .incomplete)
