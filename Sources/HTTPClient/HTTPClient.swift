@@ -216,7 +216,7 @@ private final class Transfer {
             try easy.set(CURLOPT_POST, 1)
             if request.method != "POST" { try easy.set(CURLOPT_CUSTOMREQUEST, string: request.method) }
             try easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: range.wireLength)
-            try easy.set(CURLOPT_UPLOAD_BUFFERSIZE, 512 * 1024)
+            try easy.set(CURLOPT_UPLOAD_BUFFERSIZE, 256 * 1024) // per connection: bounds memory, still few callbacks
             try easy.set(CURLOPT_READDATA, pointer: context)
             try easy.set(CURLOPT_READFUNCTION, callback: { buffer, size, count, context in
                 guard let context, let buffer else { return Int(CURL_READFUNC_ABORT) }
