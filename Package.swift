@@ -44,6 +44,13 @@ let package = Package(
         .target(name: "B2Simulator", dependencies: [
             "HTTPServer", "Hashing", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .target(name: "SupervisorClient", dependencies: [
+            "HTTPClient", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // A faithful Supervisor (backup API, jobs, Core proxy) for tests and the demo; never used by production code paths.
+        .target(name: "SupervisorSimulator", dependencies: [
+            "HTTPServer", "Compression", "Hashing", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .target(name: "Storage", dependencies: [
             "CSQLite", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -71,6 +78,12 @@ let package = Package(
         ], swiftSettings: strict),
         .testTarget(name: "B2ClientTests", dependencies: [
             "B2Client", "B2Simulator", "HTTPClient", "Hashing", "Storage", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .testTarget(name: "SupervisorSimulatorTests", dependencies: [
+            "SupervisorSimulator", "HTTPClient", "Compression", "Hashing", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .testTarget(name: "SupervisorClientTests", dependencies: [
+            "SupervisorClient", "SupervisorSimulator", "HTTPClient", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: strict),
         .testTarget(name: "WebAPITests", dependencies: [

@@ -1,0 +1,1 @@
+// Supervisor REST client: see SupervisorClient.swift.

@@ -1,0 +1,1 @@
+// Supervisor simulator: see SupervisorSimulator.swift.
