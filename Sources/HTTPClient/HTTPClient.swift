@@ -13,16 +13,21 @@ public struct FileRange: Sendable, Hashable {
     public var length: Int64
     /// Hash the range while sending and append its SHA-1 as 40 hex digits (B2's `hex_digits_at_end`).
     public var appendSHA1Hex: Bool
+    /// Bytes sent before and after the range, e.g. the boundaries of a multipart/form-data body.
+    public var prefix: [UInt8]
+    public var suffix: [UInt8]
 
-    public init(path: String, offset: Int64 = 0, length: Int64, appendSHA1Hex: Bool = false) {
+    public init(path: String, offset: Int64 = 0, length: Int64, appendSHA1Hex: Bool = false, prefix: [UInt8] = [], suffix: [UInt8] = []) {
         self.path = path
         self.offset = offset
         self.length = length
         self.appendSHA1Hex = appendSHA1Hex
+        self.prefix = prefix
+        self.suffix = suffix
     }
 
-    /// Bytes on the wire: the range plus the 40-digit trailer when asked for.
-    public var wireLength: Int64 { length + (appendSHA1Hex ? 40 : 0) }
+    /// Bytes on the wire: prefix, the range, the 40-digit trailer when asked for, suffix.
+    public var wireLength: Int64 { Int64(prefix.count) + length + (appendSHA1Hex ? 40 : 0) + Int64(suffix.count) }
 }
 
 /// Where a successful (2xx) response body goes when it should not be held in memory.
@@ -295,36 +300,52 @@ private final class Transfer {
         return true
     }
 
+    /// Fills libcurl's buffer from, in order: the prefix, the file range (hashed when asked), the SHA-1
+    /// trailer, the suffix. `sent` counts wire bytes, so the position in each segment follows from it.
     func read(into buffer: UnsafeMutablePointer<CChar>, capacity: Int) -> Int {
         guard let range = request.bodyFile else { return 0 }
-        if sent < range.length {
-            let want = Int(min(Int64(capacity), range.length - sent))
-            let count = pread(inputFD, buffer, want, off_t(range.offset + sent))
+        let prefixLength = Int64(range.prefix.count)
+        if sent < prefixLength {
+            return copy(range.prefix, from: Int(sent), into: buffer, capacity: capacity)
+        }
+        let fileDone = sent - prefixLength
+        if fileDone < range.length {
+            let want = Int(min(Int64(capacity), range.length - fileDone))
+            let count = pread(inputFD, buffer, want, off_t(range.offset + fileDone))
             if count < 0 {
                 localError = "cannot read \(range.path): \(String(cString: strerror(errno)))"
                 return Int(CURL_READFUNC_ABORT)
             }
             if count == 0 {
-                localError = "\(range.path) is shorter than expected (ended at byte \(range.offset + sent))"
+                localError = "\(range.path) is shorter than expected (ended at byte \(range.offset + fileDone))"
                 return Int(CURL_READFUNC_ABORT)
             }
             digest?.update(UnsafeRawBufferPointer(start: buffer, count: count))
             sent += Int64(count)
             return count
         }
-        guard range.appendSHA1Hex else { return 0 }
-        if trailer.isEmpty, let digest {
-            let hex = digest.hexDigest()
-            sentSHA1 = hex
-            trailer = Array(hex.utf8)
-            self.digest = nil
+        if range.appendSHA1Hex, trailerSent < 40 {
+            if trailer.isEmpty, let digest {
+                let hex = digest.hexDigest()
+                sentSHA1 = hex
+                trailer = Array(hex.utf8)
+                self.digest = nil
+            }
+            let count = copy(trailer, from: trailerSent, into: buffer, capacity: capacity)
+            trailerSent += count
+            return count
         }
-        let count = min(capacity, trailer.count - trailerSent)
+        let suffixDone = Int(sent - prefixLength - range.length - (range.appendSHA1Hex ? 40 : 0))
+        return copy(range.suffix, from: suffixDone, into: buffer, capacity: capacity)
+    }
+
+    /// Copies part of an in-memory segment into libcurl's buffer and counts it as sent.
+    private func copy(_ segment: [UInt8], from start: Int, into buffer: UnsafeMutablePointer<CChar>, capacity: Int) -> Int {
+        let count = min(capacity, segment.count - start)
         guard count > 0 else { return 0 }
-        trailer.withUnsafeBytes { raw in
-            UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + trailerSent, byteCount: count)
+        segment.withUnsafeBytes { raw in
+            UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + start, byteCount: count)
         }
-        trailerSent += count
         sent += Int64(count)
         return count
     }

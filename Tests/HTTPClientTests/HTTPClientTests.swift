@@ -106,6 +106,21 @@ struct HTTPClientTests {
         }
     }
 
+    @Test func prefixAndSuffixFrameTheRange() async throws {
+        let data = (0..<700_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let path = try temporaryFile(data)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await withServer(router()) { port in
+            var request = HTTPClientRequest(method: "POST", url: "http://127.0.0.1:\(port)/digest")
+            let prefix = Array("--boundary\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n".utf8)
+            let suffix = Array("\r\n--boundary--\r\n".utf8)
+            request.bodyFile = FileRange(path: path, offset: 100, length: 600_000, prefix: prefix, suffix: suffix)
+            let response = try await HTTPClient(logger: logger).send(request)
+            let expected = prefix + Array(data[100..<600_100]) + suffix
+            #expect(response.text == "\(expected.count) \(StreamingDigest.sha1Hex(expected))")
+        }
+    }
+
     @Test func aFileShorterThanItsRangeIsALocalError() async throws {
         let path = try temporaryFile([1, 2, 3])
         defer { try? FileManager.default.removeItem(atPath: path) }
