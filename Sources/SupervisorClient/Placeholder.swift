@@ -1,1 +1,0 @@
-// Supervisor REST client: see SupervisorClient.swift.
