@@ -1,1 +1,0 @@
-// Supervisor simulator: see SupervisorSimulator.swift.
