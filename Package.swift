@@ -64,7 +64,7 @@ let package = Package(
         ], swiftSettings: strict),
         .executableTarget(name: "B2BackupMain", dependencies: ["App"], swiftSettings: strict),
         .executableTarget(name: "SimulatorMain", dependencies: [
-            "B2Simulator", .product(name: "Logging", package: "swift-log"),
+            "B2Simulator", "SupervisorSimulator", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
         .testTarget(name: "HashingTests", dependencies: ["Hashing"], swiftSettings: strict),

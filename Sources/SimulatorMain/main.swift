@@ -1,14 +1,18 @@
 import B2Simulator
+import SupervisorSimulator
 import Dispatch
 import Foundation
 import Glibc
 import Logging
 
-/// `b2-simulator`: the B2 simulator as a process, for the demo and the benchmarks (never shipped in the image).
+/// `b2-simulator`: the B2 simulator (and, with `--supervisor-backup-dir`, the Supervisor simulator) as a
+/// process, for the demo and the benchmarks (never shipped in the image).
 ///
 ///     b2-simulator --storage DIR [--key-id ID --key KEY --bucket NAME] [--part-size BYTES] [--min-part-size BYTES]
+///                  [--supervisor-backup-dir DIR]
 ///
-/// Prints `b2-simulator realm=http://127.0.0.1:PORT` once it listens; stops on SIGTERM or SIGINT.
+/// Prints `b2-simulator realm=http://127.0.0.1:PORT` (and `supervisor=URL token=TOKEN`) once it listens;
+/// stops on SIGTERM or SIGINT.
 let arguments = Array(CommandLine.arguments.dropFirst())
 func option(_ name: String) -> String? {
     let arguments = Array(CommandLine.arguments.dropFirst())
@@ -33,7 +37,17 @@ var logger = Logger(label: "b2-simulator")
 logger.logLevel = .warning
 let simulator = try B2Simulator(configuration: configuration, logger: logger)
 simulator.start()
-FileHandle.standardOutput.write(Data("b2-simulator realm=\(simulator.realmURL)\n".utf8)) // unbuffered: readers wait for this line
+var supervisor: SupervisorSimulator?
+if let backups = option("--supervisor-backup-dir") {
+    try FileManager.default.createDirectory(atPath: backups, withIntermediateDirectories: true)
+    let configuration = SupervisorSimulator.demoConfiguration(backupDirectory: URL(fileURLWithPath: backups))
+    let started = try SupervisorSimulator(configuration: configuration, logger: logger)
+    started.start()
+    supervisor = started
+}
+var ready = "b2-simulator realm=\(simulator.realmURL)"
+if let supervisor { ready += " supervisor=\(supervisor.url) token=\(supervisor.configuration.token)" }
+FileHandle.standardOutput.write(Data((ready + "\n").utf8)) // unbuffered: readers wait for this line
 let done = DispatchSemaphore(value: 0)
 var sources: [any DispatchSourceSignal] = []
 for number in [SIGTERM, SIGINT] {
@@ -50,3 +64,4 @@ await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>)
     }
 }
 await simulator.shutdown()
+await supervisor?.shutdown()
