@@ -44,12 +44,14 @@ let package = Package(
         .target(name: "B2Simulator", dependencies: [
             "HTTPServer", "Hashing", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        // Home Assistant backup files: tar reading/writing and finding a backup by its backup.json.
+        .target(name: "BackupArchive", swiftSettings: strict),
         .target(name: "SupervisorClient", dependencies: [
             "HTTPClient", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         // A faithful Supervisor (backup API, jobs, Core proxy) for tests and the demo; never used by production code paths.
         .target(name: "SupervisorSimulator", dependencies: [
-            "HTTPServer", "Compression", "Hashing", .product(name: "Logging", package: "swift-log"),
+            "BackupArchive", "HTTPServer", "Compression", "Hashing", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .target(name: "Storage", dependencies: [
             "CSQLite", .product(name: "Logging", package: "swift-log"),
@@ -79,8 +81,9 @@ let package = Package(
         .testTarget(name: "B2ClientTests", dependencies: [
             "B2Client", "B2Simulator", "HTTPClient", "Hashing", "Storage", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .testTarget(name: "BackupArchiveTests", dependencies: ["BackupArchive", "Compression"], swiftSettings: strict),
         .testTarget(name: "SupervisorSimulatorTests", dependencies: [
-            "SupervisorSimulator", "HTTPClient", "Compression", "Hashing", .product(name: "Logging", package: "swift-log"),
+            "SupervisorSimulator", "BackupArchive", "HTTPClient", "Compression", "Hashing", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "SupervisorClientTests", dependencies: [
             "SupervisorClient", "SupervisorSimulator", "HTTPClient", .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import BackupArchive
 import Compression
 import Foundation
 import Hashing
@@ -106,11 +107,7 @@ func withSupervisor<T>(_ configuration: SupervisorSimulator.Configuration = .mak
 }
 
 /// Every member of a tar with its data (for small archives in tests).
-func members(_ reader: TarReader) throws -> [(entry: TarEntry, data: [UInt8])] {
-    var out: [(TarEntry, [UInt8])] = []
-    while let entry = try reader.next() { out.append((entry, try reader.readData(limit: 64 << 20))) }
-    return out
-}
+func members(_ reader: TarReader) throws -> [(entry: TarEntry, data: [UInt8])] { try reader.readAll(dataLimit: 64 << 20) }
 
 func members(of url: URL) throws -> [(entry: TarEntry, data: [UInt8])] { try members(TarReader(url: url)) }
 

@@ -1,3 +1,4 @@
+import BackupArchive
 import Foundation
 import HTTPClient
 import SupervisorSimulator

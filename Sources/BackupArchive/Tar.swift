@@ -666,3 +666,13 @@ extension TarReader {
         return snapshot
     }
 }
+
+extension TarReader {
+    /// Every member with its data, each read up to `dataLimit` bytes. For small archives and tests; large
+    /// backups are read member by member with `next()` and `readChunk(maxBytes:)`.
+    public func readAll(dataLimit: Int) throws(TarError) -> [(entry: TarEntry, data: [UInt8])] {
+        var members: [(entry: TarEntry, data: [UInt8])] = []
+        while let entry = try next() { members.append((entry, try readData(limit: dataLimit))) }
+        return members
+    }
+}
