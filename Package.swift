@@ -64,6 +64,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
+        // Helpers shared by the test targets (a raw HTTP client); never a dependency of the add-on.
+        .target(name: "TestSupport", swiftSettings: strict),
         .executableTarget(name: "B2BackupMain", dependencies: ["App"], swiftSettings: strict),
         .executableTarget(name: "SimulatorMain", dependencies: [
             "B2Simulator", "SupervisorSimulator", .product(name: "Logging", package: "swift-log"),
@@ -72,11 +74,11 @@ let package = Package(
         .testTarget(name: "HashingTests", dependencies: ["Hashing"], swiftSettings: strict),
         .testTarget(name: "CompressionTests", dependencies: ["Compression"], swiftSettings: strict),
         .testTarget(name: "HTTPServerTests", dependencies: [
-            "HTTPServer", .product(name: "Logging", package: "swift-log"),
+            "HTTPServer", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "HTTPServer", "Hashing"], swiftSettings: strict),
         .testTarget(name: "B2SimulatorTests", dependencies: [
-            "B2Simulator", "HTTPClient", "Hashing", .product(name: "Logging", package: "swift-log"),
+            "B2Simulator", "TestSupport", "HTTPClient", "Hashing", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "B2ClientTests", dependencies: [
             "B2Client", "B2Simulator", "HTTPClient", "Hashing", "Storage", .product(name: "Logging", package: "swift-log"),

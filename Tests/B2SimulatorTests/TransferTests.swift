@@ -1,3 +1,4 @@
+import TestSupport
 import B2Simulator
 import Foundation
 import Testing
@@ -189,7 +190,7 @@ struct TransferTests {
             let data = bytes(2000)
             // Hold an upload open: the server says 100 Continue only once the handler has claimed the
             // token and asks for the body, so the second request below is certain to overlap.
-            let held = try RawConnection(url: target.url)
+            let held = try RawClient(url: target.url)
             try await held.send("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(target.token)\r\nX-Bz-File-Name: held.bin\r\n"
                 + "Content-Type: application/octet-stream\r\nX-Bz-Content-Sha1: \(sha1(data))\r\nContent-Length: \(data.count)\r\nExpect: 100-continue\r\n\r\n")
             let interim = try await held.readResponse()
@@ -215,7 +216,7 @@ struct TransferTests {
             let session = try await harness.authorize()
             let target = try await harness.uploadURL(session, bucketID: try await harness.bucketID(session))
             let path = try #require(URLComponents(string: target.url)?.path)
-            let connection = try RawConnection(url: target.url)
+            let connection = try RawClient(url: target.url)
             try await connection.send("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(target.token)\r\nX-Bz-File-Name: c.bin\r\n"
                 + "Content-Type: application/octet-stream\r\nX-Bz-Content-Sha1: \(sha1([1, 2, 3]))\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\u{1}\u{2}\u{3}\r\n0\r\n\r\n")
             let reply = try await connection.readResponse()

@@ -1,25 +1,31 @@
 import Foundation
 import Glibc
-@testable import HTTPServer
-import Logging
+
+// Test-only helpers shared by the test targets; never linked into the add-on.
 
 /// A deliberately dumb TCP client: writes exactly the bytes a test gives it and parses what comes back.
 /// Its blocking calls run on Dispatch threads so they never hold the server's cooperative threads.
-final class RawClient: @unchecked Sendable {
-    struct Response {
-        let status: Int
-        let headers: [(String, String)]
-        let body: [UInt8]
-        func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
-        var text: String { String(decoding: body, as: UTF8.self) }
+public final class RawClient: @unchecked Sendable {
+    public struct Response: Sendable {
+        public let status: Int
+        public let headers: [(String, String)]
+        public let body: [UInt8]
+        public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+        public var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]) ?? [:] }
+        public var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    enum Failure: Error { case connect(Int32), closed, timeout, malformed(String) }
+    public enum Failure: Error { case connect(Int32), closed, timeout, malformed(String) }
 
-    let fd: Int32
+    public let fd: Int32
     private var pending: [UInt8] = []
 
-    init(port: Int, receiveTimeout: Double = 10) throws {
+    /// Connects to the port of `url` (`http://127.0.0.1:PORT/...`).
+    public convenience init(url: String, receiveTimeout: Double = 10) throws {
+        try self.init(port: URLComponents(string: url)?.port ?? 80, receiveTimeout: receiveTimeout)
+    }
+
+    public init(port: Int, receiveTimeout: Double = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -43,9 +49,9 @@ final class RawClient: @unchecked Sendable {
         }
     }
 
-    func send(_ text: String) async throws { try await send(Array(text.utf8)) }
+    public func send(_ text: String) async throws { try await send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) async throws {
+    public func send(_ bytes: [UInt8]) async throws {
         try await blocking { [self] in
             var offset = 0
             while offset < bytes.count {
@@ -84,7 +90,7 @@ final class RawClient: @unchecked Sendable {
     }
 
     /// Reads one response. `headRequest` means no body follows even with a Content-Length.
-    func readResponse(headRequest: Bool = false) async throws -> Response {
+    public func readResponse(headRequest: Bool = false) async throws -> Response {
         try await blocking { [self] in
             let statusLine = try readLine()
             let parts = statusLine.split(separator: " ", maxSplits: 2)
@@ -118,7 +124,7 @@ final class RawClient: @unchecked Sendable {
     }
 
     /// True when the server closed the connection (EOF) with nothing more to read.
-    func isClosedByServer() async -> Bool {
+    public func isClosedByServer() async -> Bool {
         (try? await blocking { [self] () -> Bool in
             if !pending.isEmpty { return false }
             do { try readSome(); return false } catch Failure.closed { return true }
@@ -126,53 +132,3 @@ final class RawClient: @unchecked Sendable {
     }
 }
 
-/// Runs a server on 127.0.0.1:0 for the duration of `body`, then shuts it down and waits for it to end.
-func withServer<T>(_ configuration: HTTPServer.Configuration = .init(), router: Router,
-                   _ body: (HTTPServer) async throws -> T) async throws -> T {
-    var configuration = configuration
-    configuration.host = "127.0.0.1"
-    configuration.port = 0
-    let server = try HTTPServer(configuration: configuration, router: router, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-    let running = Task { try await server.run() }
-    do {
-        let result = try await body(server)
-        server.shutdown()
-        try await running.value
-        return result
-    } catch {
-        server.shutdown()
-        try? await running.value
-        throw error
-    }
-}
-
-/// A router with the handful of endpoints the tests use.
-func testRouter() -> Router {
-    var router = Router()
-    router.get("/health") { _ in try .json(["status": "ok"]) }
-    router.get("/peer") { request in .text(request.peer.host) }
-    router.get("/items/:id") { request in .text("item \(request.pathParameters["id"] ?? "")") }
-    router.get("/files/*rest") { request in .text("rest=\(request.pathParameters["rest"] ?? "")") }
-    router.post("/echo", bodyLimit: 1 << 20) { request in
-        let body = try await request.body.collect()
-        return HTTPResponse(.ok, body: .bytes(body))
-    }
-    router.post("/count", bodyLimit: 64 << 20) { request in
-        var total = 0
-        for try await chunk in request.body { total += chunk.count }
-        return .text("\(total)")
-    }
-    router.post("/small", bodyLimit: 10) { request in .text("\(try await request.body.collect().count)") }
-    router.post("/ignore-body") { _ in .text("ignored") }
-    router.get("/stream") { _ in
-        HTTPResponse(.ok, headers: HTTPHeaders([("Content-Type", "text/event-stream")]), body: .stream(length: nil) { writer in
-            for index in 1...3 { try await writer.write(Array("data: \(index)\n\n".utf8)) }
-        })
-    }
-    router.get("/fail") { _ in throw CancellationError() }
-    router.post("/abort") { request in
-        _ = try await request.body.next()
-        throw AbortConnection()
-    }
-    return router
-}
