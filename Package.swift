@@ -56,11 +56,14 @@ let package = Package(
         .target(name: "Storage", dependencies: [
             "CSQLite", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        // The engine: backup jobs, schedule, Home Assistant surfaces. Talks to the Supervisor, B2 and the
+        // state database only through protocols it declares; App supplies the adapters.
+        .target(name: "Core", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "WebAPI", dependencies: [
-            "HTTPServer", .product(name: "Logging", package: "swift-log"),
+            "HTTPServer", "Core", .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Web"], swiftSettings: strict), // Web/ is compiled in via scripts/embed-web-assets
         .target(name: "App", dependencies: [
-            "HTTPServer", "HTTPClient", "Storage", "WebAPI", "B2Client",
+            "HTTPServer", "HTTPClient", "Storage", "WebAPI", "B2Client", "Core", "SupervisorClient", "BackupArchive",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
@@ -90,12 +93,14 @@ let package = Package(
         .testTarget(name: "SupervisorClientTests", dependencies: [
             "SupervisorClient", "SupervisorSimulator", "HTTPClient", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .testTarget(name: "CoreTests", dependencies: ["Core", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: strict),
         .testTarget(name: "WebAPITests", dependencies: [
             "WebAPI", "HTTPServer", "HTTPClient", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "AppTests", dependencies: [
-            "App", "HTTPServer", "HTTPClient", "Storage", "WebAPI",
+            "App", "HTTPServer", "HTTPClient", "Storage", "WebAPI", "Core", "B2Client", "B2Simulator", "SupervisorClient",
+            "SupervisorSimulator", "BackupArchive", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
     ]
