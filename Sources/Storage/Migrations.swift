@@ -43,6 +43,20 @@ public enum Migrations {
                 PRIMARY KEY (file_id, part_number)
             ) STRICT;
             """),
+        // Every pipeline run: a few columns to query history by, and the engine's full record as JSON
+        // (its steps change between releases; the record is versioned by the engine, not by the schema).
+        Migration(version: 3, name: "jobs", sql: """
+            CREATE TABLE jobs (
+                id TEXT PRIMARY KEY NOT NULL,
+                kind TEXT NOT NULL,
+                state TEXT NOT NULL,
+                started_at REAL NOT NULL,
+                finished_at REAL,
+                record TEXT NOT NULL
+            ) STRICT;
+            CREATE INDEX jobs_by_start ON jobs (started_at);
+            CREATE INDEX jobs_unfinished ON jobs (state) WHERE finished_at IS NULL;
+            """),
     ]
 }
 

@@ -21,6 +21,13 @@ public enum SQLValue: Sendable, Hashable {
 
     public var int: Int64? { if case .integer(let value) = self { value } else { nil } }
     public var string: String? { if case .text(let value) = self { value } else { nil } }
+    public var double: Double? {
+        switch self {
+        case .real(let value): value
+        case .integer(let value): Double(value)
+        default: nil
+        }
+    }
 }
 
 /// One row of a result, by column name.

@@ -1,0 +1,354 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Why the engine would not start a job.
+public enum EngineRefusal: Error, Sendable, Hashable {
+    /// Another job runs; one job at a time.
+    case jobRunning(id: String)
+    case invalidRequest(JobError)
+    case notConfigured(missing: [String])
+}
+
+/// Runs backup jobs one at a time: create → locate → upload → verify → record → retention → notify.
+/// Every step is saved before it runs, so after a restart (even kill -9) `resumeUnfinished` continues
+/// the job from its step and nothing is done twice: a created backup is not created again, a half
+/// upload resumes from the parts B2 already has.
+public actor BackupEngine {
+    let source: any BackupSource
+    let remote: any RemoteStore
+    let store: any JobStore
+    let observer: (any JobObserver)?
+    let clock: any WallClock
+    let settings: BackupSettings
+    /// Option keys that must be set before a backup can run (credentials, bucket).
+    let missingOptions: [String]
+    let retention: any RetentionHook
+    let logger: Logger
+    /// Seconds between progress reports to the observer.
+    let progressInterval: TimeInterval
+
+    private var current: (job: Job, task: Task<Job, Never>)?
+    private let progress = ByteProgress()
+
+    public init(source: any BackupSource, remote: any RemoteStore, store: any JobStore, observer: (any JobObserver)?, clock: any WallClock,
+                settings: BackupSettings, missingOptions: [String] = [], retention: (any RetentionHook)? = nil, progressInterval: TimeInterval = 5,
+                logger: Logger) {
+        self.source = source
+        self.remote = remote
+        self.store = store
+        self.observer = observer
+        self.clock = clock
+        self.settings = settings
+        self.missingOptions = missingOptions
+        self.retention = retention ?? LocalCopyRetention(keepLocal: settings.keepLocal)
+        self.progressInterval = progressInterval
+        self.logger = logger
+    }
+
+    /// The running job with live byte counts, or nil when idle.
+    public var runningJob: Job? {
+        guard var job = current?.job else { return nil }
+        if job.step == .upload {
+            let (done, total) = progress.value
+            job.bytesDone = done
+            job.bytesTotal = max(total, job.bytesTotal)
+        }
+        return job
+    }
+
+    /// A job by id: the running one live, others from the store.
+    public func job(id: String) async throws -> Job? {
+        if let running = runningJob, running.id == id { return running }
+        return try await store.job(id: id)
+    }
+
+    /// Starts a backup job in the background and returns it as saved.
+    /// - Throws: `EngineRefusal` when a job runs, the request is invalid or credentials are missing.
+    public func start(_ request: BackupRequest = BackupRequest(), trigger: JobTrigger = .manual) async throws(EngineRefusal) -> Job {
+        if let current { throw .jobRunning(id: current.job.id) }
+        do { try request.validate() } catch { throw .invalidRequest(error) }
+        if !missingOptions.isEmpty { throw .notConfigured(missing: missingOptions) }
+        let now = clock.now()
+        let plan = settings.plan(for: request, at: now, homeAssistantVersion: await source.homeAssistantVersion(), randomSuffix: Self.randomHex(4))
+        // Checked again: the version lookup above suspended, and another caller may have started a job meanwhile.
+        if let current { throw .jobRunning(id: current.job.id) }
+        let job = Job(id: Self.newID(), trigger: trigger, plan: plan, startedAt: now)
+        launch(job, isNew: true)
+        return job
+    }
+
+    /// Starts a job and waits for it to finish (the scheduler's way in).
+    public func run(_ request: BackupRequest = BackupRequest(), trigger: JobTrigger) async throws(EngineRefusal) -> Job {
+        let job = try await start(request, trigger: trigger)
+        return await wait(for: job.id) ?? job
+    }
+
+    /// Waits until the job with this id finishes, if it is the running one.
+    public func wait(for id: String) async -> Job? {
+        guard let current, current.job.id == id else { return try? await store.job(id: id) }
+        return await current.task.value
+    }
+
+    /// Waits for the running job, if any (for shutdown and tests).
+    public func waitForIdle() async {
+        while let task = current?.task { _ = await task.value }
+    }
+
+    /// Cancels the running job without failing it: it stays unfinished and is continued at the next start.
+    public func suspend() async {
+        guard let task = current?.task else { return }
+        task.cancel()
+        _ = await task.value
+    }
+
+    /// Continues the newest unfinished job after a restart; older unfinished ones are marked failed.
+    @discardableResult
+    public func resumeUnfinished() async -> Job? {
+        guard current == nil else { return nil }
+        let unfinished: [Job]
+        do { unfinished = try await store.unfinishedJobs() } catch {
+            logger.error("cannot read unfinished jobs", metadata: ["error": "\(error)"])
+            return nil
+        }
+        guard let newest = unfinished.max(by: { $0.startedAt < $1.startedAt }) else { return nil }
+        for var stale in unfinished where stale.id != newest.id {
+            stale.failed = true
+            stale.error = JobError(code: "interrupted", message: "the add-on stopped during this run and a newer run took its place", step: stale.step)
+            stale.finishedAt = clock.now()
+            try? await store.save(stale)
+        }
+        logger.info("continuing an interrupted backup", metadata: ["job.id": "\(newest.id)", "job.step": "\(newest.step.rawValue)"])
+        launch(newest, isNew: false)
+        return newest
+    }
+
+    // MARK: Running
+
+    private func launch(_ job: Job, isNew: Bool) {
+        progress.set(job.bytesDone, job.bytesTotal)
+        let task = Task { await self.execute(job, isNew: isNew) }
+        current = (job, task)
+    }
+
+    private func execute(_ initial: Job, isNew: Bool) async -> Job {
+        var job = initial
+        if isNew {
+            await save(job)
+            await observer?.jobStarted(job)
+        }
+        do {
+            while job.step != .done {
+                try Task.checkCancellation()
+                try await perform(&job)
+            }
+            job.finishedAt = clock.now()
+            await save(job)
+            logger.info("backup finished", metadata: ["job.id": "\(job.id)", "backup.slug": "\(job.slug ?? "")",
+                                                      "bytes": "\(job.bytesTotal)", "seconds": "\(Int(job.duration ?? 0))"])
+        } catch is CancellationError {
+            // Shutting down: leave the job unfinished at its step; the next start continues it.
+            logger.info("backup suspended for shutdown", metadata: ["job.id": "\(job.id)", "job.step": "\(job.step.rawValue)"])
+            current = nil
+            return job
+        } catch {
+            if Task.isCancelled {
+                logger.info("backup suspended for shutdown", metadata: ["job.id": "\(job.id)", "job.step": "\(job.step.rawValue)"])
+                current = nil
+                return job
+            }
+            job.failed = true
+            job.error = Self.jobError(error, step: job.step)
+            job.finishedAt = clock.now()
+            await save(job)
+            logger.error("backup failed", metadata: ["job.id": "\(job.id)", "job.step": "\(job.step.rawValue)",
+                                                     "error.code": "\(job.error?.code ?? "")", "error": "\(job.error?.message ?? "")"])
+            await cleanUpTemporary(&job)
+        }
+        current = nil
+        await observer?.jobFinished(job)
+        return job
+    }
+
+    /// Runs the job's current step and moves it to the next one, saving the result.
+    private func perform(_ job: inout Job) async throws {
+        switch job.step {
+        case .create:
+            try await create(&job)
+            advance(&job, to: .locate)
+        case .locate:
+            guard let slug = job.slug else { throw JobError(code: "internal", message: "no backup slug after the create step") }
+            let local = try await source.locate(slug: slug, filename: job.plan.filename)
+            job.local = local
+            job.bytesTotal = local.size
+            advance(&job, to: .upload)
+        case .upload:
+            try await upload(&job)
+            advance(&job, to: .verify)
+        case .verify:
+            try await verify(job)
+            advance(&job, to: .record)
+        case .record:
+            // The run is safe in B2 from here on; the record is the job row itself plus the remote summary.
+            advance(&job, to: .retention)
+        case .retention:
+            job.warnings += await retention.apply(after: job, source: source)
+            await cleanUpTemporary(&job)
+            advance(&job, to: .notify)
+        case .notify:
+            // Notifications go out after the final save (jobFinished), so a crash here repeats nothing harmful.
+            advance(&job, to: .done)
+        case .done:
+            return
+        }
+        await save(job)
+    }
+
+    private func advance(_ job: inout Job, to step: JobStep) {
+        job.step = step
+        current?.job = job
+    }
+
+    private func create(_ job: inout Job) async throws {
+        if job.supervisorJobID == nil {
+            // A restart between asking and saving the job id: the backup may exist under our file name.
+            if let slug = try await source.backupSlug(filename: job.plan.filename) {
+                job.slug = slug
+                return
+            }
+            let addons = job.plan.type == .full && job.plan.excludeAddons.isEmpty ? [] : try await source.installedAddons()
+            let jobID = try await source.startBackup(settings.spec(for: job.plan, installedAddons: addons))
+            job.supervisorJobID = jobID
+            current?.job = job
+            await save(job)
+        }
+        job.slug = try await waitForBackup(jobID: job.supervisorJobID!, filename: job.plan.filename)
+    }
+
+    private func waitForBackup(jobID: String, filename: String) async throws(PortError) -> String {
+        do {
+            return try await source.waitForBackup(jobID: jobID)
+        } catch {
+            guard error.code == "supervisor_job_unknown" else { throw error }
+            // The Supervisor restarted and forgot its jobs; the file tells whether the backup was made.
+            guard let slug = try await source.backupSlug(filename: filename) else {
+                throw PortError(code: "backup_lost", message: "the Supervisor restarted while it was creating the backup, and the backup is not there")
+            }
+            return slug
+        }
+    }
+
+    private func upload(_ job: inout Job) async throws {
+        guard let local = job.local, let slug = job.slug else { throw JobError(code: "internal", message: "nothing to upload") }
+        var info = [
+            "ha_slug": slug, "ha_name": job.plan.name, "ha_type": job.plan.type.rawValue,
+            "ha_protected": job.plan.protected ? "true" : "false", "job_id": job.id,
+        ]
+        info["ha_exclude_database"] = job.plan.excludeDatabase ? "true" : "false"
+        let jobID = job.id
+        let throttle = Throttle(interval: progressInterval)
+        let result = try await remote.upload(path: local.path, name: job.plan.filename, info: info, settings: settings.upload) { [progress, clock] done, total in
+            progress.set(done, total)
+            if throttle.isDue(clock.now()) { Task { await self.reportProgress(jobID) } }
+        }
+        job.remote = result
+        job.bytesDone = result.size
+        job.bytesTotal = result.size
+    }
+
+    private func reportProgress(_ id: String) async {
+        guard let job = runningJob, job.id == id, job.step == .upload else { return }
+        await observer?.jobProgressed(job)
+    }
+
+    /// B2's record of the file must match what we computed from the local copy: size and whole-file SHA-1.
+    /// (Each part's SHA-1 was already checked by B2 against ours as it arrived.)
+    private func verify(_ job: Job) async throws {
+        guard let object = job.remote, let local = job.local else { throw JobError(code: "internal", message: "nothing to verify") }
+        let facts = try await remote.facts(fileID: object.fileID)
+        guard facts.size == local.size, facts.size == object.size else {
+            throw JobError(code: "verify_mismatch", message: "B2 holds \(facts.size) bytes for \(object.name), the backup has \(local.size)")
+        }
+        guard let sha1 = facts.sha1, sha1.lowercased() == object.sha1.lowercased() else {
+            throw JobError(code: "verify_mismatch", message: "the SHA-1 B2 recorded for \(object.name) (\(facts.sha1 ?? "none")) is not the backup's (\(object.sha1))")
+        }
+    }
+
+    private func cleanUpTemporary(_ job: inout Job) async {
+        guard let local = job.local, local.temporary else { return }
+        do {
+            try FileManager.default.removeItem(atPath: local.path)
+        } catch where (error as NSError).code == NSFileNoSuchFileError {
+        } catch {
+            job.warnings.append("could not remove the temporary copy \(local.path): \(error.localizedDescription)")
+        }
+    }
+
+    private func save(_ job: Job) async {
+        do { try await store.save(job) } catch {
+            logger.error("cannot save the job's progress", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
+        }
+    }
+
+    static func jobError(_ error: any Error, step: JobStep) -> JobError {
+        switch error {
+        case var error as JobError:
+            error.step = error.step ?? step
+            return error
+        case let error as PortError: return JobError(code: error.code, message: error.message, step: step)
+        default: return JobError(code: "internal", message: "\(error)", step: step)
+        }
+    }
+
+    static func newID() -> String {
+        randomHex(12)
+    }
+
+    static func randomHex(_ bytes: Int) -> String {
+        (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+}
+
+/// Bytes moved by the running upload, written from upload threads and read by status requests.
+final class ByteProgress: Sendable {
+    private let state = Mutex<(done: Int64, total: Int64)>((0, 0))
+    var value: (done: Int64, total: Int64) { state.withLock { $0 } }
+    func set(_ done: Int64, _ total: Int64) { state.withLock { $0 = (done, total) } }
+}
+
+/// Lets through at most one event per interval (progress reports from upload threads).
+final class Throttle: Sendable {
+    private let interval: TimeInterval
+    private let last = Mutex(Date.distantPast)
+    init(interval: TimeInterval) { self.interval = interval }
+
+    func isDue(_ now: Date) -> Bool {
+        last.withLock { last in
+            guard now.timeIntervalSince(last) >= interval else { return false }
+            last = now
+            return true
+        }
+    }
+}
+
+/// What happens to the local copy once the backup is safe in B2 (the retention issue extends this).
+public protocol RetentionHook: Sendable {
+    /// Returns warnings; a retention problem never fails a backup that is already safe.
+    func apply(after job: Job, source: any BackupSource) async -> [String]
+}
+
+/// Removes the Home Assistant backup after upload unless `keep_local` is on.
+public struct LocalCopyRetention: RetentionHook {
+    public let keepLocal: Bool
+    public init(keepLocal: Bool) { self.keepLocal = keepLocal }
+
+    public func apply(after job: Job, source: any BackupSource) async -> [String] {
+        guard !keepLocal, let slug = job.slug else { return [] }
+        do {
+            try await source.deleteBackup(slug: slug)
+            return []
+        } catch {
+            return ["the local backup \(slug) was uploaded but could not be removed: \(error.message)"]
+        }
+    }
+}
