@@ -1,0 +1,240 @@
+import Foundation
+import Logging
+
+/// A JSON value for entity attributes and event data.
+public enum StateValue: Sendable, Hashable, Encodable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
+    case string(String), int(Int64), double(Double), bool(Bool), null
+
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .bool(let value): try container.encode(value)
+        case .null: try container.encodeNil()
+        }
+    }
+
+    static func date(_ date: Date?) -> StateValue { date.map { .string(ISO8601.string($0)) } ?? .null }
+    static func text(_ text: String?) -> StateValue { text.map { .string($0) } ?? .null }
+}
+
+/// Home Assistant Core as the engine sees it (through the Supervisor's Core proxy).
+public protocol HomeAssistant: Sendable {
+    func fireEvent(_ type: String, data: [String: StateValue]) async throws(PortError)
+    func setState(_ entityID: String, state: String, attributes: [String: StateValue]) async throws(PortError)
+    /// Whether Core currently has the entity; bare states vanish when Home Assistant restarts.
+    func hasState(_ entityID: String) async throws(PortError) -> Bool
+    func callService(_ domain: String, _ service: String, data: [String: StateValue]) async throws(PortError)
+}
+
+/// What the reporter says and when.
+public struct ReporterSettings: Sendable, Hashable {
+    /// `notify.<name>` to also tell a phone, or nil.
+    public var notifyService: String?
+    public var notifyOnSuccess: Bool
+    public var staleAfter: TimeInterval
+    /// How often the reporter checks that its entities still exist and whether backups went stale.
+    public var checkInterval: TimeInterval
+
+    public init(notifyService: String? = nil, notifyOnSuccess: Bool = false, staleAfter: TimeInterval = 48 * 3600, checkInterval: TimeInterval = 60) {
+        self.notifyService = notifyService
+        self.notifyOnSuccess = notifyOnSuccess
+        self.staleAfter = staleAfter
+        self.checkInterval = checkInterval
+    }
+}
+
+/// Publishes the pipeline to Home Assistant: events, `sensor.b2_backup`, `binary_sensor.b2_backup_stale`,
+/// a persistent notification on failure (dismissed after the next success) and optional phone notifications.
+/// Entities are posted as bare states, which Home Assistant forgets on restart; the reporter notices the
+/// missing sensor on its next check and posts both again.
+public actor HomeAssistantReporter: JobObserver {
+    public static let sensor = "sensor.b2_backup"
+    public static let staleSensor = "binary_sensor.b2_backup_stale"
+    public static let failureNotification = "b2_backup_failure"
+    public static let staleNotification = "b2_backup_stale"
+
+    let homeAssistant: any HomeAssistant
+    let settings: ReporterSettings
+    let clock: any WallClock
+    let logger: Logger
+    private var statusSource: (@Sendable () async -> PipelineStatus)?
+    private var lastPublished: [String: (state: String, attributes: [String: StateValue])] = [:]
+    private var staleAnnounced: Bool?
+    /// Publishing failed (Core down or restarting): everything is posted again at the next check.
+    private var needsRepublish = true
+
+    public init(homeAssistant: any HomeAssistant, settings: ReporterSettings, clock: any WallClock, logger: Logger) {
+        self.homeAssistant = homeAssistant
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func connect(_ source: @escaping @Sendable () async -> PipelineStatus) {
+        statusSource = source
+    }
+
+    // MARK: JobObserver
+
+    public func jobStarted(_ job: Job) async {
+        await fire("b2_backup_started", [
+            "job_id": .string(job.id), "trigger": .string(job.trigger.rawValue), "name": .string(job.plan.name), "type": .string(job.plan.type.rawValue),
+        ])
+        await publish()
+    }
+
+    public func jobProgressed(_ job: Job) async {
+        await publish()
+    }
+
+    public func jobFinished(_ job: Job) async {
+        if let error = job.error {
+            await fire("b2_backup_failed", [
+                "job_id": .string(job.id), "trigger": .string(job.trigger.rawValue), "name": .string(job.plan.name),
+                "step": .text(error.step?.rawValue), "code": .string(error.code), "message": .string(error.message),
+            ])
+            let message = Self.failureMessage(job, error: error, nextRun: await statusSource?().nextRun)
+            await call("persistent_notification", "create", [
+                "notification_id": .string(Self.failureNotification), "title": "B2 Backup failed", "message": .string(message),
+            ])
+            if let service = settings.notifyService { await notify(service, title: "B2 Backup failed", message: message) }
+        } else {
+            await fire("b2_backup_succeeded", [
+                "job_id": .string(job.id), "trigger": .string(job.trigger.rawValue), "slug": .text(job.slug), "name": .string(job.plan.name),
+                "size_bytes": .int(job.remote?.size ?? job.bytesTotal), "duration_seconds": .int(Int64(job.duration ?? 0)),
+                "remote_name": .text(job.remote?.name), "sha1": .text(job.remote?.sha1),
+            ])
+            await call("persistent_notification", "dismiss", ["notification_id": .string(Self.failureNotification)])
+            if settings.notifyOnSuccess, let service = settings.notifyService {
+                await notify(service, title: "B2 Backup done", message: "'\(job.plan.name)' is safe in Backblaze B2 (\(Self.size(job.remote?.size ?? 0))).")
+            }
+        }
+        await publish()
+    }
+
+    // MARK: Checks
+
+    /// Posts the entities at start, then every `checkInterval` re-posts them if Home Assistant lost them
+    /// and checks for stale backups. Returns when cancelled.
+    public func run() async {
+        await publish(force: true)
+        while !Task.isCancelled {
+            do { try await clock.sleep(until: clock.now().addingTimeInterval(settings.checkInterval)) } catch { return }
+            await check()
+        }
+    }
+
+    /// One round of checks (the loop's body; tests call it directly).
+    public func check() async {
+        do {
+            if !needsRepublish, try await !homeAssistant.hasState(Self.sensor) {
+                logger.info("Home Assistant lost the backup sensor (it restarted); publishing it again")
+                needsRepublish = true
+            }
+        } catch {
+            logger.debug("cannot reach Home Assistant", metadata: ["error": "\(error)"])
+            needsRepublish = true
+            return
+        }
+        await publish(force: needsRepublish)
+    }
+
+    /// Posts the two entities when their content changed (or always with `force`), and announces staleness.
+    func publish(force: Bool = false) async {
+        guard let status = await statusSource?() else { return }
+        let stale = status.stale
+        if staleAnnounced != stale {
+            if stale {
+                let since = status.lastSuccess?.finishedAt
+                await fire("b2_backup_stale", ["last_success": .date(since), "stale_after_hours": .int(Int64(settings.staleAfter / 3600))])
+                let message = since.map { "No backup has reached Backblaze B2 since \(ISO8601.string($0))." } ?? "No backup has reached Backblaze B2 yet."
+                await call("persistent_notification", "create", [
+                    "notification_id": .string(Self.staleNotification), "title": "B2 Backup is stale",
+                    "message": .string(message + " Open the B2 Backup page to see why."),
+                ])
+                if let service = settings.notifyService { await notify(service, title: "B2 Backup is stale", message: message) }
+            } else if staleAnnounced == true {
+                await call("persistent_notification", "dismiss", ["notification_id": .string(Self.staleNotification)])
+            }
+            staleAnnounced = stale
+        }
+        var ok = await post(Self.sensor, state: status.state, attributes: Self.sensorAttributes(status), force: force)
+        ok = await post(Self.staleSensor, state: stale ? "on" : "off", attributes: [
+            "friendly_name": "B2 Backup stale", "device_class": "problem", "last_success": .date(status.lastSuccess?.finishedAt),
+            "stale_after_hours": .int(Int64(settings.staleAfter / 3600)),
+        ], force: force) && ok
+        needsRepublish = !ok
+    }
+
+    static func sensorAttributes(_ status: PipelineStatus) -> [String: StateValue] {
+        let running = status.runningJob
+        let progress: StateValue = running.map { $0.bytesTotal > 0 ? .int(Int64(100 * $0.bytesDone / $0.bytesTotal)) : .int(0) } ?? .null
+        return [
+            "friendly_name": "B2 Backup", "icon": "mdi:cloud-upload",
+            "last_success": .date(status.lastSuccess?.finishedAt), "last_backup": .text(status.lastSuccess?.plan.name),
+            "next_run": .date(status.nextRun),
+            "last_error": .text(status.lastFailure?.error?.message), "last_error_at": .date(status.lastFailure?.finishedAt),
+            "job_id": .text(running?.id), "progress": progress,
+            "bytes_done": running.map { .int($0.bytesDone) } ?? .null, "bytes_total": running.map { .int($0.bytesTotal) } ?? .null,
+            "backups_in_b2": status.remote.map { .int(Int64($0.backups)) } ?? .null,
+            "bytes_in_b2": status.remote.map { .int($0.bytes) } ?? .null,
+        ]
+    }
+
+    private func post(_ entity: String, state: String, attributes: [String: StateValue], force: Bool) async -> Bool {
+        if !force, let last = lastPublished[entity], last.state == state, last.attributes == attributes { return true }
+        do {
+            try await homeAssistant.setState(entity, state: state, attributes: attributes)
+            lastPublished[entity] = (state, attributes)
+            return true
+        } catch {
+            logger.warning("cannot update a Home Assistant entity", metadata: ["entity": "\(entity)", "error": "\(error)"])
+            lastPublished[entity] = nil
+            return false
+        }
+    }
+
+    private func fire(_ event: String, _ data: [String: StateValue]) async {
+        do { try await homeAssistant.fireEvent(event, data: data) } catch {
+            logger.warning("cannot fire a Home Assistant event", metadata: ["event": "\(event)", "error": "\(error)"])
+        }
+    }
+
+    private func call(_ domain: String, _ service: String, _ data: [String: StateValue]) async {
+        do { try await homeAssistant.callService(domain, service, data: data) } catch {
+            logger.warning("cannot call a Home Assistant service", metadata: ["service": "\(domain).\(service)", "error": "\(error)"])
+        }
+    }
+
+    private func notify(_ service: String, title: String, message: String) async {
+        let parts = service.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2 else { return }
+        await call(String(parts[0]), String(parts[1]), ["title": .string(title), "message": .string(message)])
+    }
+
+    /// "The backup 'B2 2026-11-30 full' failed while uploading to Backblaze B2: <reason>. Next attempt: …"
+    static func failureMessage(_ job: Job, error: JobError, nextRun: Date?) -> String {
+        var text = "The backup '\(job.plan.name)' failed while \(error.step?.activity ?? "running"): \(error.message)."
+        if let nextRun { text += " Next attempt: \(ISO8601.string(nextRun))." }
+        text += " This message goes away after the next successful backup."
+        return text
+    }
+
+    static func size(_ bytes: Int64) -> String {
+        bytes >= 1 << 30 ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) : String(format: "%.1f MiB", Double(bytes) / Double(1 << 20))
+    }
+}
+
+/// ISO 8601 in UTC with seconds, as the API and Home Assistant attributes carry dates.
+public enum ISO8601 {
+    public static func string(_ date: Date) -> String {
+        date.formatted(.iso8601) // 2026-11-30T03:30:00Z
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// The pipeline as the status API and the sensor show it.
+public struct PipelineStatus: Sendable {
+    /// `idle`, `creating`, `uploading`, `verifying`, or `failed` when the last run failed and nothing runs.
+    public var state: String
+    public var runningJob: Job?
+    public var lastSuccess: Job?
+    /// The last failed run, when it is newer than the last success.
+    public var lastFailure: Job?
+    public var nextRun: Date?
+    public var nextTrigger: String?
+    public var scheduleEnabled: Bool
+    /// Backups and bytes in B2 under our prefix, as last counted.
+    public var remote: RemoteSummary?
+    /// No backup succeeded within `stale_after_hours`.
+    public var stale: Bool
+}
+
+/// Puts the engine, the scheduler and the Home Assistant reporter together and runs them.
+public final class Pipeline: Sendable {
+    public let engine: BackupEngine
+    public let scheduler: Scheduler
+    public let reporter: HomeAssistantReporter?
+    let store: any JobStore
+    let remote: any RemoteStore
+    let clock: any WallClock
+    let scheduleEnabled: Bool
+    let staleAfter: TimeInterval
+    /// When this install first ran (from the state database): staleness counts from here until a first success.
+    let installedAt: Date
+    let logger: Logger
+    private let remoteSummary = Mutex<RemoteSummary?>(nil)
+
+    /// - Parameter installedAt: when the add-on first ran on this install.
+    public init(engine: BackupEngine, scheduler: Scheduler, reporter: HomeAssistantReporter?, store: any JobStore, remote: any RemoteStore,
+                clock: any WallClock, scheduleEnabled: Bool, staleAfter: TimeInterval, installedAt: Date, logger: Logger) async {
+        self.engine = engine
+        self.scheduler = scheduler
+        self.reporter = reporter
+        self.store = store
+        self.remote = remote
+        self.clock = clock
+        self.scheduleEnabled = scheduleEnabled
+        self.staleAfter = staleAfter
+        self.installedAt = installedAt
+        self.logger = logger
+        await reporter?.connect { [weak self] in await self?.status() ?? PipelineStatus(state: "idle", scheduleEnabled: false, stale: false) }
+    }
+
+    public func status() async -> PipelineStatus {
+        let running = await engine.runningJob
+        let lastSuccess = try? await store.lastJob(state: .done)
+        var lastFailure = try? await store.lastJob(state: .failed)
+        if let failure = lastFailure, let success = lastSuccess, success.startedAt > failure.startedAt { lastFailure = nil }
+        let reference = lastSuccess?.finishedAt ?? installedAt
+        return PipelineStatus(
+            state: running?.state.rawValue ?? (lastFailure != nil ? "failed" : "idle"),
+            runningJob: running, lastSuccess: lastSuccess, lastFailure: lastFailure,
+            nextRun: await scheduler.nextRun, nextTrigger: await scheduler.nextTrigger?.rawValue, scheduleEnabled: scheduleEnabled,
+            remote: remoteSummary.withLock { $0 },
+            stale: clock.now().timeIntervalSince(reference) > staleAfter)
+    }
+
+    /// Recounts what B2 holds (after each run and at start); failures keep the last count.
+    public func refreshRemoteSummary() async {
+        do {
+            let summary = try await remote.summary()
+            remoteSummary.withLock { $0 = summary }
+        } catch {
+            logger.warning("cannot count the backups in B2", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Continues an interrupted job, then runs the schedule and the reporter until cancelled.
+    public func run() async {
+        await refreshRemoteSummary()
+        let resumed = await engine.resumeUnfinished()
+        await withTaskGroup(of: Void.self) { group in
+            if let reporter { group.addTask { await reporter.run() } }
+            if let resumed {
+                group.addTask {
+                    _ = await self.engine.wait(for: resumed.id)
+                    await self.refreshRemoteSummary()
+                }
+            }
+            group.addTask {
+                await self.scheduler.run { trigger, _ in
+                    await self.engine.waitForIdle() // a resumed job finishes before a scheduled one starts
+                    do throws(EngineRefusal) {
+                        let job = try await self.engine.run(trigger: JobTrigger(trigger))
+                        await self.refreshRemoteSummary()
+                        return job.state == .done ? .succeeded : .failed
+                    } catch {
+                        if case .jobRunning = error { return .skipped }
+                        self.logger.warning("scheduled backup not started", metadata: ["error": "\(error)"])
+                        return .failed
+                    }
+                }
+            }
+            await group.waitForAll()
+        }
+    }
+
+    /// Starts a manual backup; the summary is recounted when it ends.
+    public func startManual(_ request: BackupRequest) async throws(EngineRefusal) -> Job {
+        let job = try await engine.start(request, trigger: .manual)
+        Task {
+            _ = await engine.wait(for: job.id)
+            await refreshRemoteSummary()
+            await reporter?.publish()
+        }
+        return job
+    }
+}
+
+extension JobTrigger {
+    init(_ trigger: Scheduler.Trigger) {
+        switch trigger {
+        case .schedule: self = .schedule
+        case .catchUp: self = .catchUp
+        case .retry: self = .retry
+        }
+    }
+}
