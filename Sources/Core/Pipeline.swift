@@ -104,6 +104,12 @@ public final class Pipeline: Sendable {
         }
     }
 
+    /// The newest runs first; the running one with live byte counts.
+    public func history(limit: Int) async throws -> [Job] {
+        let running = await engine.runningJob
+        return try await store.recentJobs(limit: limit).map { $0.id == running?.id ? running! : $0 }
+    }
+
     /// Starts a manual backup; the summary is recounted when it ends.
     public func startManual(_ request: BackupRequest) async throws(EngineRefusal) -> Job {
         let job = try await engine.start(request, trigger: .manual)

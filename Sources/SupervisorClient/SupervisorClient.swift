@@ -14,6 +14,8 @@ public enum SupervisorError: Error, Sendable, CustomStringConvertible {
     /// A backup or restore job finished with errors.
     case jobFailed(job: String, messages: [String])
     case timedOut(operation: String)
+    /// `/jobs/info` does not list the job: the Supervisor restarted since it started.
+    case jobUnknown(uuid: String)
 
     public var description: String {
         switch self {
@@ -24,6 +26,7 @@ public enum SupervisorError: Error, Sendable, CustomStringConvertible {
         case .invalidResponse(let operation, let detail): "\(operation): unexpected answer from the Supervisor: \(detail)"
         case .jobFailed(let job, let messages): "\(job) failed: \(messages.joined(separator: "; "))"
         case .timedOut(let operation): "\(operation) did not finish in time"
+        case .jobUnknown(let uuid): "the Supervisor no longer knows job \(uuid) (it restarted)"
         }
     }
 }
@@ -52,6 +55,13 @@ public final class SupervisorClient: Sendable {
 
     public func selfInfo() async throws(SupervisorError) -> SelfAddonInfo {
         try await data("GET", "/addons/self/info", as: SelfAddonInfo.self)
+    }
+
+    /// Slugs of the installed add-ons (`/supervisor/info`, which the backup role may read).
+    public func installedAddons() async throws(SupervisorError) -> [String] {
+        struct Addon: Decodable { let slug: String }
+        struct Details: Decodable { let addons: [Addon] }
+        return try await data("GET", "/supervisor/info", as: Details.self).addons.map(\.slug)
     }
 
     public func backups() async throws(SupervisorError) -> [BackupSummary] {
@@ -91,7 +101,8 @@ public final class SupervisorClient: Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             let all = try await jobs()
-            if let job = Self.find(uuid, in: all), job.isDone {
+            guard let job = Self.find(uuid, in: all) else { throw SupervisorError.jobUnknown(uuid: uuid) }
+            if job.isDone {
                 let errors = job.allErrors
                 if !errors.isEmpty { throw SupervisorError.jobFailed(job: job.name, messages: errors.map(\.message)) }
                 return job
@@ -139,23 +150,34 @@ public final class SupervisorClient: Sendable {
     // MARK: Core proxy
 
     /// Sets an entity state (`POST /core/api/states/<entity_id>`), creating it if needed.
-    public func setState(_ entityID: String, state: String, attributes: [String: JSONValue]) async throws(SupervisorError) {
-        struct Body: Encodable { let state: String; let attributes: [String: JSONValue] }
-        try await core("POST", "/core/api/states/\(entityID)", body: Body(state: state, attributes: attributes))
+    public func setState<Attributes: Encodable & Sendable>(_ entityID: String, state: String, attributes: Attributes) async throws(SupervisorError) {
+        try await core("POST", "/core/api/states/\(entityID)", body: StateBody(state: state, attributes: attributes))
+    }
+
+    /// Whether Core has a state for the entity (`GET /core/api/states/<entity_id>`: 200 or 404).
+    public func hasState(_ entityID: String) async throws(SupervisorError) -> Bool {
+        let operation = "GET /core/api/states/\(entityID)"
+        let response = try await send(try request("GET", "/core/api/states/\(entityID)", body: nil as [String: String]?), operation)
+        if response.status == 404 { return false }
+        try Self.checkCore(response, operation)
+        return true
     }
 
     /// Calls a service, e.g. `persistent_notification.create` or `notify.mobile_app_phone`.
-    public func callService(_ domain: String, _ service: String, data: [String: JSONValue]) async throws(SupervisorError) {
+    public func callService(_ domain: String, _ service: String, data: some Encodable & Sendable) async throws(SupervisorError) {
         try await core("POST", "/core/api/services/\(domain)/\(service)", body: data)
     }
 
-    public func fireEvent(_ type: String, data: [String: JSONValue]) async throws(SupervisorError) {
+    public func fireEvent(_ type: String, data: some Encodable & Sendable) async throws(SupervisorError) {
         try await core("POST", "/core/api/events/\(type)", body: data)
     }
 
     private func core(_ method: String, _ path: String, body: some Encodable) async throws(SupervisorError) {
         let operation = "\(method) \(path)"
-        let response = try await send(try request(method, path, body: body), operation)
+        try Self.checkCore(try await send(try request(method, path, body: body), operation), operation)
+    }
+
+    static func checkCore(_ response: HTTPClientResponse, _ operation: String) throws(SupervisorError) {
         guard (200..<300).contains(response.status) else {
             if response.status == 401 || response.status == 403 {
                 throw SupervisorError.unauthorized(operation: operation, status: response.status, text: String(response.text.prefix(200)))
@@ -164,6 +186,11 @@ public final class SupervisorClient: Sendable {
             let message = (try? JSONDecoder().decode([String: String].self, from: Data(response.body)))?["message"] ?? String(response.text.prefix(300))
             throw SupervisorError.refused(operation: operation, status: response.status, message: message.isEmpty ? "HTTP \(response.status)" : message)
         }
+    }
+
+    struct StateBody<Attributes: Encodable>: Encodable {
+        let state: String
+        let attributes: Attributes
     }
 
     // MARK: Plumbing

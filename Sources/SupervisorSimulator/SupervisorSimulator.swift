@@ -208,6 +208,12 @@ public final class SupervisorSimulator: Sendable {
     /// Entity states posted through `/core/api/states/<entity_id>`, by entity ID.
     public func states() async -> [String: EntityState] { await state.entityStates }
 
+    /// Simulates a Home Assistant restart: every state posted through the proxy, and every notification, is forgotten.
+    public func restartCore() async { await state.restartCore() }
+
+    /// Simulates a Supervisor restart between jobs: finished jobs vanish from `/jobs/info`.
+    public func forgetFinishedJobs() async { await state.forgetFinishedJobs() }
+
     /// Persistent notifications currently shown, by notification ID.
     public func notifications() async -> [String: PersistentNotification] { await state.notifications }
 

@@ -237,6 +237,18 @@ actor SupervisorState {
 
     func allStates() -> [EntityState] { entityOrder.compactMap { entityStates[$0] } }
 
+    /// Core restarted: bare states (not backed by an entity) are gone; notifications too.
+    func restartCore() {
+        entityStates.removeAll()
+        entityOrder.removeAll()
+        notifications.removeAll()
+    }
+
+    /// The Supervisor restarted: jobs are kept only in memory (`cleanup=False` until restart).
+    func forgetFinishedJobs() {
+        jobs.removeAll { $0.done == true }
+    }
+
     func removeState(_ entityID: String) -> Bool {
         guard entityStates.removeValue(forKey: entityID) != nil else { return false }
         entityOrder.removeAll { $0 == entityID }

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import HTTPServer
 import Logging
@@ -71,13 +72,16 @@ public struct WebApp: Sendable {
     let health: any HealthProbe
     let setup: SetupStatus
     let assets: StaticAssets
+    /// The backup pipeline; nil until the options it needs are set.
+    let pipeline: Pipeline?
     let started = ContinuousClock.now
 
-    public init(version: String, access: APIAccess, health: any HealthProbe, setup: SetupStatus) {
+    public init(version: String, access: APIAccess, health: any HealthProbe, setup: SetupStatus, pipeline: Pipeline? = nil) {
         self.version = version
         self.access = access
         self.health = health
         self.setup = setup
+        self.pipeline = pipeline
         self.assets = StaticAssets(files: EmbeddedAssets.base64.mapValues { Array(Data(base64Encoded: $0)!) })
     }
 
@@ -96,14 +100,41 @@ public struct WebApp: Sendable {
         router.get("/api/openapi.json") { request in assets.response(for: "api/openapi.json", request: request) }
         router.get("/api/status") { request in
             try access.authorize(request)
-            return try .json(StatusBody(version: version, setup: setup))
+            return try .json(StatusBody(version: version, setup: setup, pipeline: await pipeline?.status()))
         }
+        PipelineRoutes(pipeline: pipeline, access: access, missingOptions: setup.missing_options).register(&router)
         return router
     }
 
+    /// `GET /api/status`: setup, and the pipeline's state (idle until the options are set).
     struct StatusBody: Encodable {
         let version: String
         let setup: SetupStatus
+        let pipeline: PipelineStatusBody?
+
+        init(version: String, setup: SetupStatus, pipeline: PipelineStatus?) {
+            self.version = version
+            self.setup = setup
+            self.pipeline = pipeline.map(PipelineStatusBody.init)
+        }
+
+        enum CodingKeys: String, CodingKey { case version, setup, state, running_job, last_success, last_error, next_run, next_run_trigger, schedule_enabled, stale, b2 }
+
+        /// The pipeline's fields sit at the top level next to `version` and `setup`; null when not configured.
+        func encode(to encoder: any Encoder) throws {
+            try pipeline?.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(version, forKey: .version)
+            try container.encode(setup, forKey: .setup)
+            if pipeline == nil {
+                try container.encode("not_configured", forKey: .state)
+                try container.encodeNil(forKey: .running_job)
+                try container.encodeNil(forKey: .last_success)
+                try container.encodeNil(forKey: .last_error)
+                try container.encodeNil(forKey: .next_run)
+                try container.encodeNil(forKey: .b2)
+            }
+        }
     }
 
     func healthResponse() async throws -> HTTPResponse {

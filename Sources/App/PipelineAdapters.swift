@@ -1,0 +1,243 @@
+import B2Client
+import BackupArchive
+import Core
+import Foundation
+import Logging
+import Storage
+import SupervisorClient
+import Synchronization
+
+/// Home Assistant's backups through the Supervisor API and the local backup folder.
+struct SupervisorBackupSource: BackupSource {
+    let client: SupervisorClient
+    let index: LocalBackupIndex
+    /// Where backups that are not in the backup folder (network mounts) are downloaded to; in /data.
+    let temporaryDirectory: URL
+    /// Between `/jobs/info` polls while the Supervisor creates a backup.
+    let pollInterval: Duration
+
+    func homeAssistantVersion() async -> String? {
+        try? await client.info().homeassistant
+    }
+
+    func installedAddons() async throws(PortError) -> [String] {
+        do { return try await client.installedAddons() } catch { throw Self.port(error) }
+    }
+
+    func startBackup(_ spec: BackupSpec) async throws(PortError) -> String {
+        let backup = NewBackup(name: spec.name, filename: spec.filename, password: spec.password, compressed: true,
+                               excludeDatabase: spec.excludeDatabase ? true : nil, homeassistant: spec.isPartial ? true : nil,
+                               addons: spec.addons, folders: spec.folders)
+        do { return try await client.startBackup(backup) } catch { throw Self.port(error) }
+    }
+
+    func waitForBackup(jobID: String) async throws(PortError) -> String {
+        do {
+            let job = try await client.waitForJob(jobID, pollInterval: pollInterval)
+            guard let slug = job.reference else {
+                throw PortError(code: "supervisor_invalid_response", message: "the Supervisor finished the backup job without naming the backup")
+            }
+            return slug
+        } catch let error as PortError {
+            throw error
+        } catch let error as SupervisorError {
+            throw Self.port(error)
+        } catch {
+            throw PortError(code: "internal", message: "\(error)")
+        }
+    }
+
+    func backupSlug(filename: String) async throws(PortError) -> String? {
+        await index.scan().backups.first { URL(fileURLWithPath: $0.path).lastPathComponent == filename }?.metadata.slug
+    }
+
+    func locate(slug: String, filename: String) async throws(PortError) -> LocalCopy {
+        if let local = await index.backup(slug: slug) {
+            return LocalCopy(path: local.path, size: local.size, temporary: false)
+        }
+        // Not in /backup (a network mount): stream it from the Supervisor into /data, removed after the run.
+        let path = temporaryDirectory.appendingPathComponent(filename).path
+        do {
+            try FileManager.default.createDirectory(at: temporaryDirectory, withIntermediateDirectories: true)
+            let expected = try await client.backupInfo(slug: slug).size_bytes
+            if let expected, let size = Self.size(of: path), size == expected {
+                return LocalCopy(path: path, size: size, temporary: true) // downloaded before a restart
+            }
+            let written = try await client.downloadBackup(slug: slug, to: path)
+            if let expected, written != expected {
+                try? FileManager.default.removeItem(atPath: path)
+                throw PortError(code: "download_incomplete", message: "the Supervisor sent \(written) of \(expected) bytes of backup \(slug)")
+            }
+            return LocalCopy(path: path, size: written, temporary: true)
+        } catch let error as PortError {
+            throw error
+        } catch let error as SupervisorError {
+            try? FileManager.default.removeItem(atPath: path)
+            throw Self.port(error)
+        } catch {
+            throw PortError(code: "local_storage", message: "cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+
+    func deleteBackup(slug: String) async throws(PortError) {
+        do { try await client.deleteBackup(slug: slug) } catch { throw Self.port(error) }
+    }
+
+    static func size(of path: String) -> Int64? {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value
+    }
+
+    /// The Supervisor's own words reach the user; the code says which kind of failure it was.
+    static func port(_ error: SupervisorError) -> PortError {
+        let code = switch error {
+        case .refused: "supervisor_refused"
+        case .unauthorized: "supervisor_unauthorized"
+        case .transport: "supervisor_unreachable"
+        case .invalidResponse: "supervisor_invalid_response"
+        case .jobFailed: "backup_failed"
+        case .timedOut: "supervisor_timeout"
+        case .jobUnknown: "supervisor_job_unknown"
+        }
+        return PortError(code: code, message: error.description)
+    }
+}
+
+/// Backups in a B2 bucket under the `b2_prefix` folder.
+final class B2RemoteStore: RemoteStore {
+    let client: B2Client
+    let engine: UploadEngine
+    let bucketName: String
+    let prefix: String
+    private let bucket = Mutex<B2Bucket?>(nil)
+
+    init(client: B2Client, journal: any UploadJournal, bucketName: String, prefix: String, logger: Logger) {
+        self.client = client
+        self.engine = UploadEngine(client: client, journal: journal, logger: logger)
+        self.bucketName = bucketName
+        self.prefix = prefix
+    }
+
+    /// `<prefix>/<name>`, or the bare name without a prefix.
+    func objectName(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix)/\(name)" }
+
+    private func resolvedBucket() async throws(B2Error) -> B2Bucket {
+        if let cached = bucket.withLock({ $0 }) { return cached }
+        let found = try await client.bucket(named: bucketName)
+        bucket.withLock { $0 = found }
+        return found
+    }
+
+    func upload(path: String, name: String, info: [String: String], settings: UploadSettings,
+                progress: @escaping @Sendable (Int64, Int64) -> Void) async throws(PortError) -> RemoteObject {
+        do throws(B2Error) {
+            let bucket = try await resolvedBucket()
+            let options = UploadOptions(concurrency: settings.concurrency, maxBytesPerSecond: settings.bytesPerSecond, fileInfo: info)
+            let result = try await engine.upload(path: path, bucket: bucket, fileName: objectName(name), options: options) { progress($0.bytesDone, $0.totalBytes) }
+            guard let fileID = result.file.fileId else { throw B2Error.invalidResponse(operation: "upload", detail: "no fileId") }
+            return RemoteObject(fileID: fileID, name: result.file.fileName, size: result.file.contentLength ?? 0, sha1: result.sha1, parts: result.partCount)
+        } catch {
+            throw Self.port(error)
+        }
+    }
+
+    func facts(fileID: String) async throws(PortError) -> RemoteFileFacts {
+        do {
+            let file = try await client.fileInfo(fileID: fileID)
+            return RemoteFileFacts(size: file.contentLength ?? -1, sha1: file.sha1)
+        } catch {
+            throw Self.port(error)
+        }
+    }
+
+    func summary() async throws(PortError) -> RemoteSummary {
+        do {
+            let bucket = try await resolvedBucket()
+            let files = try await client.listFileNames(bucketID: bucket.bucketId, prefix: prefix.isEmpty ? "" : prefix + "/")
+                .filter { $0.fileName.hasSuffix(".tar") && ($0.action ?? "upload") == "upload" }
+            return RemoteSummary(backups: files.count, bytes: files.reduce(0) { $0 + ($1.contentLength ?? 0) })
+        } catch {
+            throw Self.port(error)
+        }
+    }
+
+    /// B2's codes turned into the pipeline's; the message keeps B2's words and our hint.
+    static func port(_ error: B2Error) -> PortError {
+        let code: String
+        switch error {
+        case .service(_, let status, let b2Code, _, _):
+            code = switch b2Code {
+            case "bad_auth_token", "expired_auth_token", "unauthorized": "b2_auth_failed"
+            case "cap_exceeded", "storage_cap_exceeded", "transaction_cap_exceeded": "b2_cap_exceeded"
+            case "access_denied": "b2_access_denied"
+            default: status == 401 ? "b2_auth_failed" : "b2_error"
+            }
+        case .transport: code = "b2_unreachable"
+        case .retriesExhausted: code = "b2_unavailable"
+        case .integrity: code = "verify_mismatch"
+        case .invalidRequest: code = "b2_invalid_request"
+        case .invalidResponse: code = "b2_invalid_response"
+        }
+        return PortError(code: code, message: error.description)
+    }
+}
+
+/// Jobs in the state database; the record is the engine's `Job` as JSON.
+struct StoredJobStore: JobStore {
+    let store: StateStore
+
+    func save(_ job: Job) async throws {
+        let record = String(decoding: try Self.encoder.encode(job), as: UTF8.self)
+        try await store.saveJob(StoredJob(id: job.id, kind: job.kind.rawValue, state: job.state.rawValue, startedAt: job.startedAt.timeIntervalSince1970,
+                                          finishedAt: job.finishedAt?.timeIntervalSince1970, record: record))
+    }
+
+    func job(id: String) async throws -> Job? {
+        try await store.job(id: id).map(Self.decode)
+    }
+
+    func unfinishedJobs() async throws -> [Job] {
+        try await store.unfinishedJobs().map(Self.decode)
+    }
+
+    func recentJobs(limit: Int) async throws -> [Job] {
+        try await store.recentJobs(limit: limit).map(Self.decode)
+    }
+
+    func lastJob(state: JobState) async throws -> Job? {
+        try await store.recentJobs(state: state.rawValue, limit: 1).first.map(Self.decode)
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .secondsSince1970
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
+
+    static func decode(_ stored: StoredJob) throws -> Job {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        return try decoder.decode(Job.self, from: Data(stored.record.utf8))
+    }
+}
+
+/// Home Assistant Core through the Supervisor's Core proxy.
+struct CoreProxyHomeAssistant: HomeAssistant {
+    let client: SupervisorClient
+
+    func fireEvent(_ type: String, data: [String: StateValue]) async throws(PortError) {
+        do { try await client.fireEvent(type, data: data) } catch { throw SupervisorBackupSource.port(error) }
+    }
+
+    func setState(_ entityID: String, state: String, attributes: [String: StateValue]) async throws(PortError) {
+        do { try await client.setState(entityID, state: state, attributes: attributes) } catch { throw SupervisorBackupSource.port(error) }
+    }
+
+    func hasState(_ entityID: String) async throws(PortError) -> Bool {
+        do { return try await client.hasState(entityID) } catch { throw SupervisorBackupSource.port(error) }
+    }
+
+    func callService(_ domain: String, _ service: String, data: [String: StateValue]) async throws(PortError) {
+        do { try await client.callService(domain, service, data: data) } catch { throw SupervisorBackupSource.port(error) }
+    }
+}

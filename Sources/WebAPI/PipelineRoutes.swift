@@ -1,0 +1,190 @@
+import Core
+import Foundation
+import HTTPServer
+
+/// A job as the REST API shows it (`GET /api/jobs/{id}`, OpenAPI `Job`).
+struct JobBody: Encodable {
+    struct Backup: Encodable { let slug: String?; let name: String }
+    struct Failure: Encodable { let code: String; let message: String; let step: String? }
+    struct Remote: Encodable { let name: String; let file_id: String; let size: Int64; let sha1: String; let parts: Int }
+
+    let id: String
+    let kind: String
+    let trigger: String
+    let state: String
+    let step: String
+    let bytes_done: Int64
+    let bytes_total: Int64
+    let started_at: String
+    let finished_at: String?
+    let duration_seconds: Double?
+    let backup: Backup
+    let remote: Remote?
+    let error: Failure?
+    let warnings: [String]
+
+    init(_ job: Job) {
+        id = job.id
+        kind = job.kind.rawValue
+        trigger = job.trigger.rawValue
+        state = job.state.rawValue
+        step = job.step.rawValue
+        bytes_done = job.bytesDone
+        bytes_total = job.bytesTotal
+        started_at = ISO8601.string(job.startedAt)
+        finished_at = job.finishedAt.map(ISO8601.string)
+        duration_seconds = job.duration
+        backup = Backup(slug: job.slug, name: job.plan.name)
+        remote = job.remote.map { Remote(name: $0.name, file_id: $0.fileID, size: $0.size, sha1: $0.sha1, parts: $0.parts) }
+        error = job.error.map { Failure(code: $0.code, message: $0.message, step: $0.step?.rawValue) }
+        warnings = job.warnings
+    }
+
+    // `error` must be present as null, not left out.
+    enum CodingKeys: String, CodingKey {
+        case id, kind, trigger, state, step, bytes_done, bytes_total, started_at, finished_at, duration_seconds, backup, remote, error, warnings
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(trigger, forKey: .trigger)
+        try container.encode(state, forKey: .state)
+        try container.encode(step, forKey: .step)
+        try container.encode(bytes_done, forKey: .bytes_done)
+        try container.encode(bytes_total, forKey: .bytes_total)
+        try container.encode(started_at, forKey: .started_at)
+        try container.encode(finished_at, forKey: .finished_at)
+        try container.encode(duration_seconds, forKey: .duration_seconds)
+        try container.encode(backup, forKey: .backup)
+        try container.encode(remote, forKey: .remote)
+        try container.encode(error, forKey: .error)
+        try container.encode(warnings, forKey: .warnings)
+    }
+}
+
+/// The pipeline part of `GET /api/status`.
+struct PipelineStatusBody: Encodable {
+    struct LastRun: Encodable { let job_id: String; let name: String; let at: String? }
+    struct LastError: Encodable { let job_id: String; let code: String; let message: String; let step: String?; let at: String? }
+    struct Remote: Encodable { let backups: Int; let bytes: Int64 }
+
+    let state: String
+    let running_job: JobBody?
+    let last_success: LastRun?
+    let last_error: LastError?
+    let next_run: String?
+    let next_run_trigger: String?
+    let schedule_enabled: Bool
+    let stale: Bool
+    let b2: Remote?
+
+    init(_ status: PipelineStatus) {
+        state = status.state
+        running_job = status.runningJob.map(JobBody.init)
+        last_success = status.lastSuccess.map { LastRun(job_id: $0.id, name: $0.plan.name, at: $0.finishedAt.map(ISO8601.string)) }
+        last_error = status.lastFailure.flatMap { job in
+            job.error.map { LastError(job_id: job.id, code: $0.code, message: $0.message, step: $0.step?.rawValue, at: job.finishedAt.map(ISO8601.string)) }
+        }
+        next_run = status.nextRun.map(ISO8601.string)
+        next_run_trigger = status.nextTrigger
+        schedule_enabled = status.scheduleEnabled
+        stale = status.stale
+        b2 = status.remote.map { Remote(backups: $0.backups, bytes: $0.bytes) }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state, running_job, last_success, last_error, next_run, next_run_trigger, schedule_enabled, stale, b2
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(state, forKey: .state)
+        try container.encode(running_job, forKey: .running_job)
+        try container.encode(last_success, forKey: .last_success)
+        try container.encode(last_error, forKey: .last_error)
+        try container.encode(next_run, forKey: .next_run)
+        try container.encode(next_run_trigger, forKey: .next_run_trigger)
+        try container.encode(schedule_enabled, forKey: .schedule_enabled)
+        try container.encode(stale, forKey: .stale)
+        try container.encode(b2, forKey: .b2)
+    }
+}
+
+/// `POST /api/backups`, `GET /api/jobs`, `GET /api/jobs/{id}`.
+struct PipelineRoutes: Sendable {
+    let pipeline: Pipeline?
+    let access: APIAccess
+    /// Options still missing before backups can run (shown when `pipeline` is nil).
+    let missingOptions: [String]
+
+    /// A manual run's body is a handful of fields.
+    static let requestBodyLimit = 16 * 1024
+
+    func register(_ router: inout Router) {
+        router.post("/api/backups", bodyLimit: Self.requestBodyLimit) { request in
+            try access.authorize(request)
+            let pipeline = try available()
+            let body = try await request.decodeJSON(BackupRequest.self)
+            let job: Job
+            do throws(EngineRefusal) {
+                job = try await pipeline.startManual(body)
+            } catch {
+                throw Self.httpError(error)
+            }
+            var response = try HTTPResponse.json(StartedBody(job_id: job.id, job: JobBody(job)), status: .accepted)
+            response.headers.add("Location", "/api/jobs/\(job.id)")
+            return response
+        }
+        router.get("/api/jobs") { request in
+            try access.authorize(request)
+            let pipeline = try available()
+            let limit = min(max(Int(request.query("limit") ?? "") ?? 50, 1), 500)
+            let jobs = try await pipeline.history(limit: limit)
+            return try .json(JobList(jobs: jobs.map(JobBody.init)))
+        }
+        router.get("/api/jobs/:id") { request in
+            try access.authorize(request)
+            let pipeline = try available()
+            let id = request.pathParameters["id"] ?? ""
+            guard let job = try await pipeline.engine.job(id: id) else {
+                throw HTTPError(.notFound, code: "job_not_found", message: "no job with id '\(id)'")
+            }
+            return try .json(JobBody(job))
+        }
+    }
+
+    struct StartedBody: Encodable { let job_id: String; let job: JobBody }
+    struct JobList: Encodable { let jobs: [JobBody] }
+
+    private func available() throws(HTTPError) -> Pipeline {
+        guard let pipeline else {
+            throw HTTPError(.serviceUnavailable, code: "not_configured",
+                            message: "backups cannot run until these options are set: \(missingOptions.joined(separator: ", "))")
+        }
+        return pipeline
+    }
+
+    static func httpError(_ refusal: EngineRefusal) -> any Error {
+        switch refusal {
+        case .jobRunning(let id): JobRunningError(jobID: id)
+        case .invalidRequest(let error): HTTPError(.badRequest, code: error.code, message: error.message)
+        case .notConfigured(let missing):
+            HTTPError(.serviceUnavailable, code: "not_configured", message: "backups cannot run until these options are set: \(missing.joined(separator: ", "))")
+        }
+    }
+}
+
+/// 409 with the running job's id: `{"error": {"code": "job_running", "message", "job_id"}}`.
+struct JobRunningError: HTTPResponseError {
+    let jobID: String
+    var response: HTTPResponse {
+        struct Body: Encodable {
+            struct Detail: Encodable { let code: String; let message: String; let job_id: String }
+            let error: Detail
+        }
+        let body = Body(error: .init(code: "job_running", message: "a backup job is already running; wait for it to finish", job_id: jobID))
+        return (try? HTTPResponse.json(body, status: .conflict)) ?? HTTPResponse(.conflict)
+    }
+}
