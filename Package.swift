@@ -64,6 +64,8 @@ let package = Package(
         ], exclude: ["Web"], swiftSettings: strict), // Web/ is compiled in via scripts/embed-web-assets
         .target(name: "App", dependencies: [
             "HTTPServer", "HTTPClient", "Storage", "WebAPI", "B2Client", "Core", "SupervisorClient", "BackupArchive",
+            // Only for the `demo` command, which runs the add-on against them.
+            "B2Simulator", "SupervisorSimulator",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),

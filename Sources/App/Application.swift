@@ -1,3 +1,4 @@
+import Core
 import Dispatch
 import Foundation
 import Glibc
@@ -20,8 +21,18 @@ public struct ServeSettings: Sendable {
     public var ingressProxy: String
     public var options: AddonOptions
     public var environment: RuntimeEnvironment
+    public var tuning: Tuning
 
-    public init(dataDirectory: URL, backupDirectory: URL, host: String = "0.0.0.0", port: Int, ingressProxy: String, options: AddonOptions, environment: RuntimeEnvironment) {
+    /// Intervals and the clock; tests and the demo shorten them.
+    public struct Tuning: Sendable {
+        public var clock: any WallClock = SystemClock()
+        public var supervisorPollInterval: Duration = .seconds(1)
+        public var reporterCheckInterval: TimeInterval = 60
+        public init() {}
+    }
+
+    public init(dataDirectory: URL, backupDirectory: URL, host: String = "0.0.0.0", port: Int, ingressProxy: String, options: AddonOptions,
+                environment: RuntimeEnvironment, tuning: Tuning = Tuning()) {
         self.dataDirectory = dataDirectory
         self.backupDirectory = backupDirectory
         self.host = host
@@ -29,6 +40,7 @@ public struct ServeSettings: Sendable {
         self.ingressProxy = ingressProxy
         self.options = options
         self.environment = environment
+        self.tuning = tuning
     }
 }
 
@@ -45,23 +57,27 @@ struct AppHealth: HealthProbe {
     }
 }
 
-/// Wires the graph and runs it: state database, web app, HTTP server. No business logic here.
+/// Wires the graph and runs it: state database, backup pipeline, web app, HTTP server. No business logic here.
 public final class Application: Sendable {
     public let settings: ServeSettings
     public let server: HTTPServer
     public let store: StateStore
+    /// nil until the B2 options and the Supervisor token are there.
+    public let pipeline: Pipeline?
     let logger: Logger
 
-    public init(settings: ServeSettings, logger: Logger) throws {
+    public init(settings: ServeSettings, logger: Logger) async throws {
         self.settings = settings
         self.logger = logger
         try FileManager.default.createDirectory(at: settings.dataDirectory, withIntermediateDirectories: true)
         store = try StateStore(path: settings.dataDirectory.appendingPathComponent("state.db").path, logger: logger)
+        pipeline = try await PipelineAssembly.make(settings: settings, store: store, logger: logger)
         let app = WebApp(version: AddonVersion.current,
                          access: APIAccess(ingressProxy: settings.ingressProxy, apiToken: settings.options.apiToken),
                          health: AppHealth(store: store),
                          setup: SetupStatus(bucket: settings.options.b2Bucket, prefix: settings.options.b2Prefix,
-                                            missingOptions: settings.options.missingForBackups, apiTokenSet: settings.options.apiToken != nil))
+                                            missingOptions: settings.options.missingForBackups, apiTokenSet: settings.options.apiToken != nil),
+                         pipeline: pipeline)
         server = try HTTPServer(configuration: .init(host: settings.host, port: settings.port), router: app.router(), logger: logger)
     }
 
@@ -80,7 +96,18 @@ public final class Application: Sendable {
             server.shutdown()
         }
         defer { signals.cancel() }
-        try await server.run()
+        let background = Task { [pipeline] in await pipeline?.run() }
+        do {
+            try await server.run()
+        } catch {
+            background.cancel()
+            await pipeline?.engine.suspend()
+            throw error
+        }
+        // A running job stays unfinished at its step and continues at the next start.
+        background.cancel()
+        await pipeline?.engine.suspend()
+        _ = await background.value
         logger.info("B2 Backup stopped")
     }
 }

@@ -9,7 +9,7 @@ public struct B2BackupCommand: AsyncParsableCommand {
         commandName: "b2-backup",
         abstract: "Back up Home Assistant to Backblaze B2.",
         version: AddonVersion.current,
-        subcommands: [Serve.self, Healthcheck.self, Upload.self, List.self, Download.self],
+        subcommands: [Serve.self, Healthcheck.self, Upload.self, List.self, Download.self, Demo.self],
         defaultSubcommand: Serve.self
     )
 
@@ -17,7 +17,7 @@ public struct B2BackupCommand: AsyncParsableCommand {
 }
 
 public struct Serve: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(abstract: "Run the add-on: web page, REST API and (in later releases) the backup engine.")
+    public static let configuration = CommandConfiguration(abstract: "Run the add-on: backup engine and schedule, web page and REST API.")
 
     @Option(name: .customLong("data-dir"), help: "Folder with options.json and the state database.")
     var dataDirectory = "/data"

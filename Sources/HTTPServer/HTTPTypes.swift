@@ -2,9 +2,6 @@
 public enum HTTPMethod: String, Sendable, Hashable, CaseIterable, Comparable {
     case get = "GET", head = "HEAD", post = "POST", put = "PUT", delete = "DELETE", patch = "PATCH", options = "OPTIONS"
 
-    /// Methods whose requests carry a body and so must declare its length (411 otherwise).
-    var requiresBodyLength: Bool { self == .post || self == .put || self == .patch }
-
     public static func < (lhs: HTTPMethod, rhs: HTTPMethod) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
     }

@@ -247,9 +247,8 @@ public enum RequestHeadParser {
                 length = value
             }
             head.framing = length == 0 ? .none : .length(length!)
-        } else if head.method.requiresBodyLength {
-            throw HTTPParseError(.lengthRequired, "\(head.method.rawValue) needs a Content-Length or chunked body")
         }
+        // Neither header: RFC 9112 §6.3 (7) says a request's body is then empty (`curl -X POST` sends this).
 
         let connection = headers.tokens("Connection")
         if connection.contains("close") {

@@ -25,6 +25,8 @@ import Testing
         ("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", .chunked),
         ("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n", .chunked),
         ("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", .none),
+        ("POST /x HTTP/1.1\r\nHost: x\r\n\r\n", .none), // no length: empty body, RFC 9112 §6.3 (7)
+        ("PUT /x HTTP/1.1\r\nHost: x\r\n\r\n", .none),
         ("GET /x HTTP/1.1\r\nHost: x\r\n\r\n", .none),
         ("GET /x HTTP/1.1\nHost: x\n\n", .none), // bare LF, RFC 9112 §2.2
         ("\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n", .none), // leading empty line
@@ -59,8 +61,6 @@ import Testing
         ("GET /x HTTP/1.1\r\nHost: x\r\n: empty\r\n\r\n", 400),
         ("GET /x HTTP/1.1\r\nHost: x\r\nX: a\u{1}b\r\n\r\n", 400),               // control in value
         ("GET /x HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", 400),                        // bare CR
-        ("POST /x HTTP/1.1\r\nHost: x\r\n\r\n", 411),                             // no length
-        ("PUT /x HTTP/1.1\r\nHost: x\r\n\r\n", 411),
         ("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         ("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
         ("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\n", 400),

@@ -1,0 +1,101 @@
+import ArgumentParser
+import B2Simulator
+import Core
+import Foundation
+import HTTPServer
+import Logging
+import SupervisorSimulator
+
+/// `b2-backup demo`: the add-on against its built-in simulators of the Supervisor and of B2, with a sample
+/// options file, so a newcomer can watch (and click through) complete backup cycles on one machine.
+public struct Demo: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        abstract: "Run the add-on against built-in Supervisor and B2 simulators (for trying it out; never in production).")
+
+    @Option(help: "Folder for the demo's state; emptied at start.")
+    var directory = ".demo"
+
+    @Option(help: "TCP port for the page and the REST API.")
+    var port = 8099
+
+    @Flag(name: .customLong("no-initial-backup"), help: "Do not start a backup right away.")
+    var noInitialBackup = false
+
+    public init() {}
+
+    /// Sample credentials the B2 simulator accepts (shaped like real ones, so the options validate).
+    static let keyID = "005a1b2c3d4e5f60000000001"
+    static let applicationKey = "K005DemoApplicationKeyDoNotUse"
+    static let bucket = "ha-backups-demo"
+    static let apiToken = "demo-api-token-0123456789"
+
+    public func run() async throws {
+        let root = URL(fileURLWithPath: directory).standardizedFileURL
+        try? FileManager.default.removeItem(at: root)
+        let data = root.appendingPathComponent("data"), backups = root.appendingPathComponent("backup"), b2Storage = root.appendingPathComponent("b2")
+        for folder in [data, backups, b2Storage] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
+
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = label.hasPrefix("simulator") ? .warning : .info
+            return handler
+        }
+        let logger = Logger(label: "b2-backup")
+        var b2Configuration = B2Simulator.demoConfiguration(storage: b2Storage)
+        b2Configuration.accounts = [B2Simulator.Account(keyID: Self.keyID, applicationKey: Self.applicationKey, restrictedToBucket: nil,
+                                                        capabilities: B2Simulator.Account.allCapabilities)]
+        b2Configuration.buckets = [Self.bucket]
+        // Parts of 5 MB so the 12 MB demo backups go up as real large files, in parallel parts.
+        b2Configuration.recommendedPartSize = 5_000_000
+        let b2 = try B2Simulator(configuration: b2Configuration, logger: Logger(label: "simulator.b2"))
+        var supervisorConfiguration = SupervisorSimulator.demoConfiguration(backupDirectory: backups)
+        supervisorConfiguration.backupPayloadBytes = 12 * 1024 * 1024
+        supervisorConfiguration.notifyServices = ["mobile_app_demo_phone"]
+        supervisorConfiguration.timezone = TimeZone.current.identifier == "GMT" ? "UTC" : TimeZone.current.identifier
+        let supervisor = try SupervisorSimulator(configuration: supervisorConfiguration, logger: Logger(label: "simulator.supervisor"))
+        b2.start()
+        supervisor.start()
+
+        let now = Date()
+        let nextMinute = Calendar.current.dateComponents(in: TimeZone(identifier: supervisorConfiguration.timezone) ?? .gmt, from: now.addingTimeInterval(180))
+        let soon = String(format: "%02d:%02d", nextMinute.hour ?? 0, nextMinute.minute ?? 0)
+        let options: [String: Any] = [
+            "b2_key_id": Self.keyID, "b2_key": Self.applicationKey, "b2_bucket": Self.bucket, "b2_prefix": "homeassistant",
+            "api_token": Self.apiToken, "log_level": "info", "schedule_times": ["03:30", soon], "backup_name": "Demo {date} {time} {type}",
+            "keep_local": true, "notify_on_success": true, "notify_service": "notify.mobile_app_demo_phone",
+        ]
+        let optionsURL = data.appendingPathComponent("options.json")
+        try JSONSerialization.data(withJSONObject: options, options: [.prettyPrinted, .sortedKeys]).write(to: optionsURL)
+        let environment = RuntimeEnvironment(supervisorURL: supervisor.url, supervisorToken: supervisor.configuration.token, b2APIURL: b2.realmURL)
+        var tuning = ServeSettings.Tuning()
+        tuning.supervisorPollInterval = .milliseconds(250)
+        tuning.reporterCheckInterval = 10
+        let settings = ServeSettings(dataDirectory: data, backupDirectory: backups, host: "127.0.0.1", port: port, ingressProxy: "127.0.0.1",
+                                     options: try AddonOptions.load(from: optionsURL), environment: environment, tuning: tuning)
+        let application = try await Application(settings: settings, logger: logger)
+        print("""
+
+            B2 Backup demo — everything runs on this machine; nothing leaves it.
+              page:        http://127.0.0.1:\(application.server.port)/
+              status:      curl http://127.0.0.1:\(application.server.port)/api/status
+              back up now: curl -X POST -H 'Authorization: Bearer \(Self.apiToken)' http://127.0.0.1:\(application.server.port)/api/backups
+              scheduled:   03:30 and \(soon) (\(supervisorConfiguration.timezone))
+              state:       \(root.path) (options.json, state.db, the backup folder and the simulated bucket)
+            Stop with Ctrl-C.
+
+            """)
+        if !noInitialBackup, let pipeline = application.pipeline {
+            Task {
+                do throws(EngineRefusal) {
+                    let job = try await pipeline.startManual(BackupRequest())
+                    logger.info("demo: first backup started", metadata: ["job.id": "\(job.id)"])
+                } catch {
+                    logger.warning("demo: first backup not started", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        try await application.run()
+        await supervisor.shutdown()
+        await b2.shutdown()
+    }
+}

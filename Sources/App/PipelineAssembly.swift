@@ -1,0 +1,87 @@
+import B2Client
+import BackupArchive
+import Core
+import Foundation
+import HTTPClient
+import Logging
+import Storage
+import SupervisorClient
+
+extension AddonOptions {
+    /// The engine's view of the backup options.
+    func backupSettings(timeZone: TimeZone) -> BackupSettings {
+        BackupSettings(type: BackupType(rawValue: backupType) ?? .full, excludeAddons: excludeAddons, excludeFolders: excludeFolders,
+                       excludeDatabase: excludeDatabase, password: backupPassword, nameTemplate: backupName, keepLocal: keepLocal,
+                       upload: UploadSettings(concurrency: uploadConcurrency, bytesPerSecond: uploadLimitBytesPerSecond.map(Int64.init)),
+                       timeZone: timeZone)
+    }
+
+    func schedule(timeZone: TimeZone) -> Schedule {
+        Schedule(times: scheduleTimes.compactMap(TimeOfDay.init(parsing:)), days: Set(scheduleDays.compactMap(Weekday.init(rawValue:))),
+                 timeZone: timeZone, enabled: scheduleEnabled, randomDelay: TimeInterval(scheduleRandomDelayMinutes * 60))
+    }
+
+    func reporterSettings(checkInterval: TimeInterval) -> ReporterSettings {
+        ReporterSettings(notifyService: notifyService, notifyOnSuccess: notifyOnSuccess, staleAfter: TimeInterval(staleAfterHours) * 3600,
+                         checkInterval: checkInterval)
+    }
+}
+
+/// Builds the pipeline from the settings: adapters for the Supervisor, B2, SQLite and Core, then engine,
+/// scheduler and reporter. Returns nil (with the reasons) when options or the Supervisor token are missing.
+enum PipelineAssembly {
+    static let installedAtKey = "installed_at"
+
+    static func make(settings: ServeSettings, store: StateStore, logger: Logger) async throws -> Pipeline? {
+        let options = settings.options
+        guard options.missingForBackups.isEmpty, let keyID = options.b2KeyID, let key = options.b2Key, let bucket = options.b2Bucket else { return nil }
+        guard let token = settings.environment.supervisorToken else {
+            logger.warning("SUPERVISOR_TOKEN is not set: backups cannot run outside Home Assistant without it")
+            return nil
+        }
+        let http = HTTPClient(logger: logger)
+        let supervisor = SupervisorClient(baseURL: settings.environment.supervisorURL, token: token, http: http, logger: logger)
+        let timeZone = await homeAssistantTimeZone(supervisor, logger: logger)
+        let b2 = B2Client(credentials: B2Credentials(keyID: keyID, applicationKey: key), realm: settings.environment.b2APIURL, logger: logger)
+        let jobs = StoredJobStore(store: store)
+        let source = SupervisorBackupSource(client: supervisor, index: LocalBackupIndex(directory: settings.backupDirectory),
+                                            temporaryDirectory: settings.dataDirectory.appendingPathComponent("tmp"),
+                                            pollInterval: settings.tuning.supervisorPollInterval)
+        let remote = B2RemoteStore(client: b2, journal: StoredUploadJournal(store: store), bucketName: bucket, prefix: options.b2Prefix, logger: logger)
+        let clock = settings.tuning.clock
+        let reporter = HomeAssistantReporter(homeAssistant: CoreProxyHomeAssistant(client: supervisor),
+                                             settings: options.reporterSettings(checkInterval: settings.tuning.reporterCheckInterval),
+                                             clock: clock, logger: logger)
+        let engine = BackupEngine(source: source, remote: remote, store: jobs, observer: reporter, clock: clock,
+                                  settings: options.backupSettings(timeZone: timeZone), logger: logger)
+        let lastRun = try await jobs.recentJobs(limit: 1).first?.startedAt
+        let scheduler = Scheduler(schedule: options.schedule(timeZone: timeZone), clock: clock, catchUpMissed: options.catchUpMissed,
+                                  lastRunStart: lastRun, logger: logger)
+        let installedAt: Date
+        if let stored = try await store.setting(installedAtKey), let seconds = Double(stored) {
+            installedAt = Date(timeIntervalSince1970: seconds)
+        } else {
+            installedAt = clock.now()
+            try await store.setSetting(installedAtKey, String(installedAt.timeIntervalSince1970))
+        }
+        logger.info("backup pipeline ready", metadata: [
+            "b2.bucket": "\(bucket)", "time_zone": "\(timeZone.identifier)",
+            "schedule": "\(options.scheduleEnabled ? options.scheduleTimes.joined(separator: ",") + " on " + options.scheduleDays.joined(separator: ",") : "off")",
+        ])
+        return await Pipeline(engine: engine, scheduler: scheduler, reporter: reporter, store: jobs, remote: remote, clock: clock,
+                              scheduleEnabled: options.scheduleEnabled, staleAfter: TimeInterval(options.staleAfterHours) * 3600,
+                              installedAt: installedAt, logger: logger)
+    }
+
+    /// Home Assistant's time zone from the Supervisor; else `TZ`; else UTC (logged, since schedules then run in UTC).
+    static func homeAssistantTimeZone(_ supervisor: SupervisorClient, logger: Logger) async -> TimeZone {
+        do {
+            let name = try await supervisor.info().timezone
+            if let zone = TimeZone(identifier: name) { return zone }
+            logger.warning("unknown time zone from the Supervisor; using UTC", metadata: ["time_zone": "\(name)"])
+        } catch {
+            logger.warning("cannot read Home Assistant's time zone; using TZ or UTC", metadata: ["error": "\(error)"])
+        }
+        return ProcessInfo.processInfo.environment["TZ"].flatMap(TimeZone.init(identifier:)) ?? .gmt
+    }
+}
