@@ -9,6 +9,9 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The add-on options the Supervisor writes to `/data/options.json` (schema in config.yaml).
+///
+/// `description` and the mirror (what `dump`, `String(reflecting:)` and test failures print)
+/// redact `b2_key`, `api_token` and `backup_password`.
 public struct AddonOptions: Sendable, Equatable {
     public var b2KeyID: String?
     public var b2Key: String?
@@ -18,18 +21,89 @@ public struct AddonOptions: Sendable, Equatable {
     public var apiToken: String?
     public var logLevel: Logger.Level
 
+    // Schedule.
+    public var scheduleEnabled: Bool
+    /// Local times of day as "HH:MM", sorted, without duplicates.
+    public var scheduleTimes: [String]
+    /// Weekdays as "mon" ... "sun", in week order, without duplicates.
+    public var scheduleDays: [String]
+    public var scheduleRandomDelayMinutes: Int
+    public var catchUpMissed: Bool
+
+    // What a backup holds.
+    /// "full" or "partial" (`backupTypes`).
+    public var backupType: String
+    /// Add-on slugs, without duplicates.
+    public var excludeAddons: [String]
+    /// Among `excludableFolders`, without duplicates.
+    public var excludeFolders: [String]
+    public var excludeDatabase: Bool
+    /// Encrypts the backups Home Assistant makes; a secret, never logged.
+    public var backupPassword: String?
+    /// Name template with the placeholders in `backupNamePlaceholders`.
+    public var backupName: String
+    public var keepLocal: Bool
+
+    // Upload.
+    public var uploadConcurrency: Int
+    /// Upload bandwidth limit in kilobits per second (1 kbit/s = 125 bytes/s); 0 = unlimited.
+    public var uploadLimitKbps: Int
+
+    // Notifications and monitoring.
+    /// A notify service such as "notify.mobile_app_phone".
+    public var notifyService: String?
+    public var notifyOnSuccess: Bool
+    public var staleAfterHours: Int
+
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
     /// Shorter bearer tokens are too easy to guess for an API that can delete backups.
     public static let minimumAPITokenLength = 16
+    /// Weekday keys in week order.
+    public static let weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    public static let backupTypes = ["full", "partial"]
+    public static let excludableFolders = ["ssl", "share", "media", "addons/local"]
+    public static let backupNamePlaceholders = ["date", "time", "type", "version"]
+    public static let maximumBackupNameLength = 100
+    public static let scheduleRandomDelayRange = 0...240
+    public static let uploadConcurrencyRange = 1...16
+    public static let staleAfterHoursRange = 1...8760
 
     public init(b2KeyID: String? = nil, b2Key: String? = nil, b2Bucket: String? = nil, b2Prefix: String = "homeassistant",
-                apiToken: String? = nil, logLevel: Logger.Level = .info) {
+                apiToken: String? = nil, logLevel: Logger.Level = .info,
+                scheduleEnabled: Bool = true, scheduleTimes: [String] = ["03:30"], scheduleDays: [String] = AddonOptions.weekdays,
+                scheduleRandomDelayMinutes: Int = 0, catchUpMissed: Bool = true,
+                backupType: String = "full", excludeAddons: [String] = [], excludeFolders: [String] = [], excludeDatabase: Bool = false,
+                backupPassword: String? = nil, backupName: String = "B2 {date} {type}", keepLocal: Bool = true,
+                uploadConcurrency: Int = 4, uploadLimitKbps: Int = 0,
+                notifyService: String? = nil, notifyOnSuccess: Bool = false, staleAfterHours: Int = 48) {
         self.b2KeyID = b2KeyID
         self.b2Key = b2Key
         self.b2Bucket = b2Bucket
         self.b2Prefix = b2Prefix
         self.apiToken = apiToken
         self.logLevel = logLevel
+        self.scheduleEnabled = scheduleEnabled
+        self.scheduleTimes = scheduleTimes
+        self.scheduleDays = scheduleDays
+        self.scheduleRandomDelayMinutes = scheduleRandomDelayMinutes
+        self.catchUpMissed = catchUpMissed
+        self.backupType = backupType
+        self.excludeAddons = excludeAddons
+        self.excludeFolders = excludeFolders
+        self.excludeDatabase = excludeDatabase
+        self.backupPassword = backupPassword
+        self.backupName = backupName
+        self.keepLocal = keepLocal
+        self.uploadConcurrency = uploadConcurrency
+        self.uploadLimitKbps = uploadLimitKbps
+        self.notifyService = notifyService
+        self.notifyOnSuccess = notifyOnSuccess
+        self.staleAfterHours = staleAfterHours
+    }
+
+    /// `upload_limit_kbps` in bytes per second, or nil for unlimited.
+    public var uploadLimitBytesPerSecond: Int? {
+        uploadLimitKbps <= 0 ? nil : min(uploadLimitKbps, Int.max / 125) * 125
     }
 
     /// Options needed before the first backup that are still unset, by option key.
@@ -68,8 +142,133 @@ public struct AddonOptions: Sendable, Equatable {
             }
             options.logLevel = parsed
         }
+        if let enabled = try bool(values, "schedule_enabled") { options.scheduleEnabled = enabled }
+        if let times = try stringList(values, "schedule_times") {
+            for time in times where !isTimeOfDay(time) {
+                throw ConfigurationError(option: "schedule_times", message: "'\(time)' is not a time of day as HH:MM (00:00 to 23:59)")
+            }
+            options.scheduleTimes = Array(Set(times)).sorted()
+        }
+        if let days = try stringList(values, "schedule_days") {
+            try checkMembers(days, of: weekdays, option: "schedule_days")
+            options.scheduleDays = weekdays.filter(days.contains)
+        }
+        if let delay = try integer(values, "schedule_random_delay_minutes", in: scheduleRandomDelayRange) { options.scheduleRandomDelayMinutes = delay }
+        if let catchUp = try bool(values, "catch_up_missed") { options.catchUpMissed = catchUp }
+        if let type = try optionalString(values, "backup_type") {
+            try checkMembers([type], of: backupTypes, option: "backup_type")
+            options.backupType = type
+        }
+        if let addons = try stringList(values, "exclude_addons") { options.excludeAddons = unique(addons) }
+        if let folders = try stringList(values, "exclude_folders") {
+            try checkMembers(folders, of: excludableFolders, option: "exclude_folders")
+            options.excludeFolders = unique(folders)
+        }
+        if let database = try bool(values, "exclude_database") { options.excludeDatabase = database }
+        options.backupPassword = try secret(values, "backup_password")
+        if let name = try optionalString(values, "backup_name") {
+            options.backupName = name
+        } else if let raw = values["backup_name"], !(raw is NSNull) {
+            throw ConfigurationError(option: "backup_name", message: "must not be empty; the default is 'B2 {date} {type}'")
+        }
+        if let keep = try bool(values, "keep_local") { options.keepLocal = keep }
+        if let concurrency = try integer(values, "upload_concurrency", in: uploadConcurrencyRange) { options.uploadConcurrency = concurrency }
+        if let limit = try integer(values, "upload_limit_kbps", in: 0...Int.max) { options.uploadLimitKbps = limit }
+        options.notifyService = try optionalString(values, "notify_service")
+        if let notify = try bool(values, "notify_on_success") { options.notifyOnSuccess = notify }
+        if let hours = try integer(values, "stale_after_hours", in: staleAfterHoursRange) { options.staleAfterHours = hours }
         try options.validate()
         return options
+    }
+
+    /// JSON `true` or `false` only: numbers and strings such as "yes" are refused.
+    private static func bool(_ values: [String: Any], _ key: String) throws(ConfigurationError) -> Bool? {
+        guard let raw = values[key], !(raw is NSNull) else { return nil }
+        guard let number = raw as? NSNumber, isJSONBoolean(number), let value = raw as? Bool else {
+            throw ConfigurationError(option: key, message: "must be a boolean (true or false)")
+        }
+        return value
+    }
+
+    /// JSONSerialization gives booleans and numbers both as NSNumber; booleans have their own class.
+    private static func isJSONBoolean(_ number: NSNumber) -> Bool {
+        type(of: number) == type(of: NSNumber(value: true))
+    }
+
+    /// A whole JSON number (1 and 1.0 alike, not 1.5, not a boolean or a string) inside `range`.
+    private static func integer(_ values: [String: Any], _ key: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+        guard let raw = values[key], !(raw is NSNull) else { return nil }
+        guard let number = raw as? NSNumber, !isJSONBoolean(number) else {
+            throw ConfigurationError(option: key, message: "must be an integer")
+        }
+        let double = number.doubleValue
+        guard double.isFinite, double.rounded() == double else { throw ConfigurationError(option: key, message: "must be an integer") }
+        let bounds = range.upperBound == Int.max ? "\(range.lowerBound) or more" : "between \(range.lowerBound) and \(range.upperBound)"
+        guard let value = Int(exactly: double) else { // beyond Int's range
+            throw ConfigurationError(option: key, message: double < 0 ? "must be \(bounds)" : "is too large; it must be \(bounds)")
+        }
+        guard range.contains(value) else { throw ConfigurationError(option: key, message: "must be \(bounds)") }
+        return value
+    }
+
+    /// A JSON list of strings, each trimmed; empty entries are dropped (the Supervisor UI leaves them).
+    private static func stringList(_ values: [String: Any], _ key: String) throws(ConfigurationError) -> [String]? {
+        guard let raw = values[key], !(raw is NSNull) else { return nil }
+        guard let list = raw as? [Any] else { throw ConfigurationError(option: key, message: "must be a list of strings") }
+        var strings: [String] = []
+        for element in list {
+            guard let text = element as? String else { throw ConfigurationError(option: key, message: "must be a list of strings") }
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !trimmed.isEmpty { strings.append(trimmed) }
+        }
+        return strings
+    }
+
+    /// A secret string, kept exactly as entered (trimming would change it); empty or blank counts as unset.
+    private static func secret(_ values: [String: Any], _ key: String) throws(ConfigurationError) -> String? {
+        guard let raw = values[key], !(raw is NSNull) else { return nil }
+        guard let text = raw as? String else { throw ConfigurationError(option: key, message: "must be a string") }
+        return text.allSatisfy(\.isWhitespace) ? nil : text
+    }
+
+    private static func checkMembers(_ entries: [String], of allowed: [String], option: String) throws(ConfigurationError) {
+        for entry in entries where !allowed.contains(entry) {
+            throw ConfigurationError(option: option, message: "'\(entry)' is not one of \(allowed.joined(separator: ", "))")
+        }
+    }
+
+    /// The entries in their first order, each once.
+    private static func unique(_ entries: [String]) -> [String] {
+        var seen = Set<String>()
+        return entries.filter { seen.insert($0).inserted }
+    }
+
+    /// "HH:MM" from 00:00 to 23:59, as the schema's `match(^([01][0-9]|2[0-3]):[0-5][0-9]$)`.
+    static func isTimeOfDay(_ text: String) -> Bool {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+              let hour = Int(parts[0]), let minute = Int(parts[1]) else { return false }
+        return (0...23).contains(hour) && (0...59).contains(minute)
+    }
+
+    /// Why a backup name template is unusable, or nil: only known `{placeholder}`s, no stray braces.
+    static func backupNameProblem(_ template: String) -> String? {
+        guard template.count <= maximumBackupNameLength else { return "is longer than \(maximumBackupNameLength) characters" }
+        guard !template.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            return "must not contain control characters such as line breaks"
+        }
+        var rest = Substring(template)
+        while let open = rest.firstIndex(where: { $0 == "{" || $0 == "}" }) {
+            guard rest[open] == "{" else { return "has a '}' without a matching '{'" }
+            guard let close = rest[open...].firstIndex(of: "}") else { return "has a '{' without a matching '}'" }
+            let name = rest[rest.index(after: open)..<close]
+            guard backupNamePlaceholders.contains(String(name)) else {
+                let known = backupNamePlaceholders.map { "{\($0)}" }.joined(separator: ", ")
+                return "uses the unknown placeholder '{\(name)}'; known placeholders: \(known)"
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return nil
     }
 
     /// Empty strings count as unset: the Supervisor UI leaves them when a field is cleared.
@@ -109,6 +308,56 @@ public struct AddonOptions: Sendable, Equatable {
                 throw ConfigurationError(option: "b2_prefix", message: "must be a folder path such as 'homeassistant' or 'homes/main' (no empty, '.' or '..' parts, no control characters, at most 200 bytes)")
             }
         }
+        if scheduleEnabled && scheduleTimes.isEmpty {
+            throw ConfigurationError(option: "schedule_times", message: "must list at least one time (HH:MM) while schedule_enabled is on")
+        }
+        if scheduleEnabled && scheduleDays.isEmpty {
+            throw ConfigurationError(option: "schedule_days", message: "must list at least one day (mon to sun) while schedule_enabled is on")
+        }
+        // Add-on slugs as the Supervisor allows them: ^[-_.A-Za-z0-9]+$.
+        let slugCharacters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+        if let slug = excludeAddons.first(where: { !$0.unicodeScalars.allSatisfy(slugCharacters.contains) }) {
+            throw ConfigurationError(option: "exclude_addons", message: "'\(slug)' is not an add-on slug; use slugs such as core_mosquitto (shown in the add-on's URL)")
+        }
+        if let problem = Self.backupNameProblem(backupName) {
+            throw ConfigurationError(option: "backup_name", message: problem)
+        }
+        if let password = backupPassword, password.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw ConfigurationError(option: "backup_password", message: "contains a control character such as a line break")
+        }
+        if let service = notifyService {
+            let parts = service.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts[0] == "notify", !parts[1].isEmpty,
+                  parts[1].unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }) else {
+                throw ConfigurationError(option: "notify_service", message: "'\(service)' is not a notify service; use notify.<name> with lowercase letters, digits and '_', such as notify.mobile_app_phone")
+            }
+        }
+    }
+}
+
+extension AddonOptions: CustomStringConvertible, CustomReflectable {
+    /// Secrets show as set or unset, never their value.
+    private var redactedFields: [(String, String)] {
+        func secret(_ value: String?) -> String { value == nil ? "nil" : "<redacted>" }
+        func text(_ value: String?) -> String { value.map { "\"\($0)\"" } ?? "nil" }
+        return [
+            ("b2KeyID", text(b2KeyID)), ("b2Key", secret(b2Key)), ("b2Bucket", text(b2Bucket)), ("b2Prefix", text(b2Prefix)),
+            ("apiToken", secret(apiToken)), ("logLevel", "\(logLevel)"),
+            ("scheduleEnabled", "\(scheduleEnabled)"), ("scheduleTimes", "\(scheduleTimes)"), ("scheduleDays", "\(scheduleDays)"),
+            ("scheduleRandomDelayMinutes", "\(scheduleRandomDelayMinutes)"), ("catchUpMissed", "\(catchUpMissed)"),
+            ("backupType", text(backupType)), ("excludeAddons", "\(excludeAddons)"), ("excludeFolders", "\(excludeFolders)"),
+            ("excludeDatabase", "\(excludeDatabase)"), ("backupPassword", secret(backupPassword)), ("backupName", text(backupName)),
+            ("keepLocal", "\(keepLocal)"), ("uploadConcurrency", "\(uploadConcurrency)"), ("uploadLimitKbps", "\(uploadLimitKbps)"),
+            ("notifyService", text(notifyService)), ("notifyOnSuccess", "\(notifyOnSuccess)"), ("staleAfterHours", "\(staleAfterHours)"),
+        ]
+    }
+
+    public var description: String {
+        "AddonOptions(" + redactedFields.map { "\($0.0): \($0.1)" }.joined(separator: ", ") + ")"
+    }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: redactedFields.map { (label: Optional($0.0), value: $0.1 as Any) }, displayStyle: .struct)
     }
 }
 

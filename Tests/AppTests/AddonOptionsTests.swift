@@ -1,0 +1,279 @@
+import Foundation
+import Logging
+@testable import App
+import Testing
+
+@Suite struct AddonOptionsTests {
+    private func parse(_ json: String) throws(ConfigurationError) -> AddonOptions {
+        try AddonOptions.parse(Data(json.utf8))
+    }
+
+    @Test func defaultsFromTheSupervisorsMinimalFile() throws {
+        let options = try parse(#"{"b2_prefix": "homeassistant", "log_level": "info"}"#)
+        #expect(options == AddonOptions())
+        #expect(options.missingForBackups == ["b2_key_id", "b2_key", "b2_bucket"])
+    }
+
+    @Test func fullOptions() throws {
+        let options = try parse(#"{"b2_key_id": "0012ab34cd56ef70000000001", "b2_key": "K001secret", "b2_bucket": "my-ha-backups", "b2_prefix": "/homes/main/", "api_token": "0123456789abcdef0123", "log_level": "debug"}"#)
+        #expect(options.b2Bucket == "my-ha-backups")
+        #expect(options.b2Prefix == "homes/main")
+        #expect(options.logLevel == .debug)
+        #expect(options.missingForBackups.isEmpty)
+    }
+
+    @Test func emptyStringsCountAsUnset() throws {
+        let options = try parse(#"{"b2_key_id": "", "b2_key": "  ", "api_token": "", "b2_prefix": ""}"#)
+        #expect(options.b2KeyID == nil && options.b2Key == nil && options.apiToken == nil)
+        #expect(options.b2Prefix == "homeassistant")
+    }
+
+    /// Each bad option is named, and secret values never appear in the message.
+    @Test(arguments: [
+        (#"{"log_level": "verbose"}"#, "log_level"),
+        (#"{"log_level": 3}"#, "log_level"),
+        (#"{"b2_bucket": "ab"}"#, "b2_bucket"),
+        (#"{"b2_bucket": "b2-reserved-name"}"#, "b2_bucket"),
+        (#"{"b2_bucket": "under_score"}"#, "b2_bucket"),
+        (#"{"b2_key_id": "key id!"}"#, "b2_key_id"),
+        (#"{"b2_key": "K001 secret-value"}"#, "b2_key"),
+        (#"{"api_token": "short-secret"}"#, "api_token"),
+        (#"{"b2_prefix": "a//b"}"#, "b2_prefix"),
+        (#"{"b2_prefix": "a/../b"}"#, "b2_prefix"),
+        (#"{"b2_prefix": "tab\there"}"#, "b2_prefix"),
+        (#"{"b2_prefix": ["list"]}"#, "b2_prefix"),
+    ])
+    func invalidOptionsAreNamed(json: String, option: String) {
+        #expect { try parse(json) } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            let text = "\(error)"
+            return error.option == option && text.hasPrefix("option '\(option)'") && !text.contains("secret")
+        }
+    }
+
+    @Test(arguments: ["not json", "[1, 2]", ""])
+    func malformedFilesAreRefused(text: String) {
+        #expect(throws: ConfigurationError.self) { try parse(text) }
+    }
+
+    @Test func missingFileNamesThePath() {
+        #expect { try AddonOptions.load(from: URL(fileURLWithPath: "/nonexistent/options.json")) } throws: { error in
+            "\(error)".contains("/nonexistent/options.json")
+        }
+    }
+
+    @Test func environmentDefaultsAndOverrides() throws {
+        let defaults = try RuntimeEnvironment.from([:])
+        #expect(defaults.supervisorURL == "http://supervisor")
+        #expect(defaults.b2APIURL == "https://api.backblazeb2.com")
+        #expect(defaults.supervisorToken == nil)
+        let custom = try RuntimeEnvironment.from(["SUPERVISOR_URL": "http://127.0.0.1:9000/", "B2_API_URL": "http://127.0.0.1:9001", "SUPERVISOR_TOKEN": "tok"])
+        #expect(custom.supervisorURL == "http://127.0.0.1:9000")
+        #expect(custom.b2APIURL == "http://127.0.0.1:9001")
+        #expect(custom.supervisorToken == "tok")
+        #expect(throws: ConfigurationError.self) { try RuntimeEnvironment.from(["B2_API_URL": "ftp://x"]) }
+    }
+
+    @Test func versionMatchesConfigYAML() throws {
+        let config = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config.yaml")
+        let text = try String(contentsOf: config, encoding: .utf8)
+        #expect(text.contains("version: \"\(AddonVersion.current)\""))
+        let changelog = try String(contentsOf: config.deletingLastPathComponent().appendingPathComponent("CHANGELOG.md"), encoding: .utf8)
+        #expect(changelog.contains("## \(AddonVersion.current)"))
+    }
+
+    // MARK: Backup pipeline options
+
+    /// Valid option files and what they parse to; everything not named keeps its default.
+    @Test(arguments: [
+        (#"{"schedule_enabled": false, "schedule_times": [], "schedule_days": []}"#,
+         AddonOptions(scheduleEnabled: false, scheduleTimes: [], scheduleDays: [])),
+        (#"{"schedule_times": ["23:59", " 00:00 ", "23:59", ""]}"#, AddonOptions(scheduleTimes: ["00:00", "23:59"])),
+        (#"{"schedule_days": ["sun", "mon", "sun"]}"#, AddonOptions(scheduleDays: ["mon", "sun"])),
+        (#"{"schedule_random_delay_minutes": 240, "catch_up_missed": false}"#,
+         AddonOptions(scheduleRandomDelayMinutes: 240, catchUpMissed: false)),
+        (#"{"backup_type": "partial", "exclude_addons": ["core_mosquitto", "a0d7b954_vscode", "core_mosquitto", ""], "exclude_folders": ["media", "addons/local", "media", "ssl", "share"], "exclude_database": true}"#,
+         AddonOptions(backupType: "partial", excludeAddons: ["core_mosquitto", "a0d7b954_vscode"],
+                      excludeFolders: ["media", "addons/local", "ssl", "share"], excludeDatabase: true)),
+        (#"{"backup_password": " pass word "}"#, AddonOptions(backupPassword: " pass word ")), // secrets are kept exactly
+        (#"{"backup_password": "  "}"#, AddonOptions()),
+        (#"{"backup_name": "  {version} {date} {time} {type}  ", "keep_local": false}"#,
+         AddonOptions(backupName: "{version} {date} {time} {type}", keepLocal: false)),
+        (#"{"backup_name": "Nightly"}"#, AddonOptions(backupName: "Nightly")),
+        (#"{"upload_concurrency": 16.0, "upload_limit_kbps": 100000}"#, AddonOptions(uploadConcurrency: 16, uploadLimitKbps: 100000)),
+        (#"{"upload_concurrency": 1, "stale_after_hours": 8760}"#, AddonOptions(uploadConcurrency: 1, staleAfterHours: 8760)),
+        (#"{"stale_after_hours": 1}"#, AddonOptions(staleAfterHours: 1)),
+        (#"{"notify_service": " notify.mobile_app_phone ", "notify_on_success": true}"#,
+         AddonOptions(notifyService: "notify.mobile_app_phone", notifyOnSuccess: true)),
+        (#"{"notify_service": ""}"#, AddonOptions()),
+        (#"{"schedule_times": null, "upload_concurrency": null, "keep_local": null}"#, AddonOptions()),
+    ])
+    func pipelineOptionsAreParsed(json: String, expected: AddonOptions) throws {
+        #expect(try parse(json) == expected)
+    }
+
+    /// Each bad value is refused with the option's name and a message that says what is allowed;
+    /// the backup password never appears in it.
+    @Test(arguments: [
+        (#"{"schedule_enabled": "yes"}"#, "schedule_enabled", "must be a boolean"),
+        (#"{"schedule_enabled": 1}"#, "schedule_enabled", "must be a boolean"),
+        (#"{"schedule_times": "03:30"}"#, "schedule_times", "must be a list of strings"),
+        (#"{"schedule_times": [330]}"#, "schedule_times", "must be a list of strings"),
+        (#"{"schedule_times": ["24:00"]}"#, "schedule_times", "HH:MM"),
+        (#"{"schedule_times": ["3:30"]}"#, "schedule_times", "HH:MM"),
+        (#"{"schedule_times": ["03:60"]}"#, "schedule_times", "HH:MM"),
+        (#"{"schedule_times": ["03:30:00"]}"#, "schedule_times", "HH:MM"),
+        (#"{"schedule_times": ["٠٣:٣٠"]}"#, "schedule_times", "HH:MM"),
+        (#"{"schedule_times": []}"#, "schedule_times", "at least one"),
+        (#"{"schedule_days": ["monday"]}"#, "schedule_days", "is not one of mon, tue"),
+        (#"{"schedule_days": ["Mon"]}"#, "schedule_days", "is not one of"),
+        (#"{"schedule_days": [""]}"#, "schedule_days", "at least one"),
+        (#"{"schedule_random_delay_minutes": 241}"#, "schedule_random_delay_minutes", "between 0 and 240"),
+        (#"{"schedule_random_delay_minutes": -1}"#, "schedule_random_delay_minutes", "between 0 and 240"),
+        (#"{"schedule_random_delay_minutes": 1.5}"#, "schedule_random_delay_minutes", "must be an integer"),
+        (#"{"schedule_random_delay_minutes": "5"}"#, "schedule_random_delay_minutes", "must be an integer"),
+        (#"{"schedule_random_delay_minutes": true}"#, "schedule_random_delay_minutes", "must be an integer"),
+        (#"{"catch_up_missed": "false"}"#, "catch_up_missed", "must be a boolean"),
+        (#"{"backup_type": "differential"}"#, "backup_type", "is not one of full, partial"),
+        (#"{"backup_type": ["full"]}"#, "backup_type", "must be a string"),
+        (#"{"exclude_addons": "core_mosquitto"}"#, "exclude_addons", "must be a list of strings"),
+        (#"{"exclude_addons": ["Mosquitto broker"]}"#, "exclude_addons", "is not an add-on slug"),
+        (#"{"exclude_folders": ["homeassistant"]}"#, "exclude_folders", "is not one of ssl, share, media, addons/local"),
+        (#"{"exclude_database": 0}"#, "exclude_database", "must be a boolean"),
+        (#"{"backup_password": 12345678}"#, "backup_password", "must be a string"),
+        (#"{"backup_password": "s3cr3t\nline"}"#, "backup_password", "control character"),
+        (#"{"backup_name": "  "}"#, "backup_name", "must not be empty"),
+        (#"{"backup_name": "B2 {date} {host}"}"#, "backup_name", "unknown placeholder '{host}'"),
+        (#"{"backup_name": "B2 {Date}"}"#, "backup_name", "unknown placeholder '{Date}'"),
+        (#"{"backup_name": "B2 {}"}"#, "backup_name", "unknown placeholder '{}'"),
+        (#"{"backup_name": "B2 {date"}"#, "backup_name", "'{' without"),
+        (#"{"backup_name": "B2 date}"}"#, "backup_name", "'}' without"),
+        (#"{"backup_name": "B2\t{date}"}"#, "backup_name", "control characters"),
+        ("{\"backup_name\": \"\(String(repeating: "x", count: 101))\"}", "backup_name", "longer than 100"),
+        (#"{"keep_local": "no"}"#, "keep_local", "must be a boolean"),
+        (#"{"upload_concurrency": 0}"#, "upload_concurrency", "between 1 and 16"),
+        (#"{"upload_concurrency": 17}"#, "upload_concurrency", "between 1 and 16"),
+        (#"{"upload_limit_kbps": -1}"#, "upload_limit_kbps", "0 or more"),
+        (#"{"upload_limit_kbps": 1e30}"#, "upload_limit_kbps", "is too large; it must be 0 or more"),
+        (#"{"upload_limit_kbps": 99999999999999999999}"#, "upload_limit_kbps", "is too large"),
+        (#"{"upload_limit_kbps": 0.5}"#, "upload_limit_kbps", "must be an integer"),
+        (#"{"notify_service": "mobile_app_phone"}"#, "notify_service", "notify.<name>"),
+        (#"{"notify_service": "notify."}"#, "notify_service", "notify.<name>"),
+        (#"{"notify_service": "light.kitchen"}"#, "notify_service", "notify.<name>"),
+        (#"{"notify_service": "notify.Mobile_App"}"#, "notify_service", "notify.<name>"),
+        (#"{"notify_service": "notify.a.b"}"#, "notify_service", "notify.<name>"),
+        (#"{"notify_on_success": "true"}"#, "notify_on_success", "must be a boolean"),
+        (#"{"stale_after_hours": 0}"#, "stale_after_hours", "between 1 and 8760"),
+        (#"{"stale_after_hours": 8761}"#, "stale_after_hours", "between 1 and 8760"),
+    ])
+    func invalidPipelineOptionsAreNamed(json: String, option: String, message: String) {
+        #expect { try parse(json) } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            let text = "\(error)"
+            return error.option == option && text.hasPrefix("option '\(option)': ") && text.contains(message) && !text.contains("s3cr3t")
+        }
+    }
+
+    @Test func uploadLimitInBytesPerSecond() {
+        #expect(AddonOptions().uploadLimitBytesPerSecond == nil)
+        #expect(AddonOptions(uploadLimitKbps: 8000).uploadLimitBytesPerSecond == 1_000_000)
+        #expect(AddonOptions(uploadLimitKbps: .max).uploadLimitBytesPerSecond! > 0) // no overflow
+    }
+
+    @Test func secretsNeverShowInDescriptions() throws {
+        let options = try parse(#"{"b2_key_id": "0012ab34cd56ef70000000001", "b2_key": "K001-key-s3cr3t", "api_token": "token-s3cr3t-0123456789", "backup_password": "password-s3cr3t", "b2_bucket": "my-ha-backups"}"#)
+        var dumped = ""
+        dump(options, to: &dumped)
+        for text in ["\(options)", String(reflecting: options), dumped, "\(Mirror(reflecting: options).children.map(\.value))"] {
+            #expect(!text.contains("s3cr3t"))
+            #expect(text.contains("<redacted>"))
+            #expect(text.contains("my-ha-backups"))
+        }
+        #expect(!"\(AddonOptions())".contains("<redacted>")) // unset secrets show as nil
+    }
+
+    // MARK: config.yaml and translations against the parser
+
+    private static let addonDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../..").standardizedFileURL
+
+    /// Every schema key is read by `AddonOptions.parse`: a value of the wrong type for every
+    /// schema type (a JSON object) is refused with that key's name.
+    @Test func everySchemaKeyIsParsed() throws {
+        let schema = try ConfigYAML.block("schema", in: Self.addonDirectory)
+        #expect(schema.count >= 23)
+        for (key, _) in schema {
+            #expect { try parse(#"{"\#(key)": {"wrong": "type"}}"#) } throws: { error in
+                (error as? ConfigurationError)?.option == key
+            }
+        }
+    }
+
+    /// The defaults under `options:` parse to `AddonOptions()`; mandatory keys have one, optional keys none.
+    @Test func configDefaultsMatchTheSwiftDefaults() throws {
+        let schema = try ConfigYAML.block("schema", in: Self.addonDirectory)
+        let options = try ConfigYAML.block("options", in: Self.addonDirectory)
+        let schemaKeys = Set(schema.map(\.key))
+        for (key, type) in schema {
+            let optional = type.trimmingCharacters(in: CharacterSet(charactersIn: "[]\"")).hasSuffix("?") // str? or ["str?"]
+            #expect(options.contains { $0.key == key } != optional, "\(key): \(optional ? "optional options must not have a default" : "needs a default under options")")
+        }
+        #expect(options.allSatisfy { schemaKeys.contains($0.key) })
+        var json: [String: Any] = [:]
+        for (key, value) in options { json[key] = ConfigYAML.value(value) }
+        let data = try JSONSerialization.data(withJSONObject: json)
+        #expect(try AddonOptions.parse(data) == AddonOptions())
+        #expect(json["schedule_times"] as? [String] == ["03:30"]) // the reader saw the quoted list
+        #expect(json["backup_name"] as? String == "B2 {date} {type}")
+    }
+
+    /// Each language names and describes every option.
+    @Test(arguments: ["en", "de", "nl", "fr", "es"])
+    func translationsCoverEveryOption(language: String) throws {
+        let schema = try ConfigYAML.block("schema", in: Self.addonDirectory)
+        let text = try String(contentsOf: Self.addonDirectory.appendingPathComponent("translations/\(language).yaml"), encoding: .utf8)
+        let lines = text.components(separatedBy: "\n")
+        for (key, _) in schema {
+            guard let index = lines.firstIndex(of: "  \(key):") else {
+                Issue.record("\(language): no entry for \(key)")
+                continue
+            }
+            let entry = lines[(index + 1)...].prefix { $0.hasPrefix("    ") }
+            #expect(entry.contains { $0.hasPrefix("    name: ") }, "\(language): \(key) has no name")
+            #expect(entry.contains { $0.hasPrefix("    description: ") }, "\(language): \(key) has no description")
+        }
+    }
+}
+
+/// Just enough YAML for config.yaml's flat `options:` and `schema:` blocks.
+enum ConfigYAML {
+    /// The `key: value` lines (value as written) of a top-level block, in file order.
+    static func block(_ name: String, in directory: URL) throws -> [(key: String, value: String)] {
+        let text = try String(contentsOf: directory.appendingPathComponent("config.yaml"), encoding: .utf8)
+        var entries: [(key: String, value: String)] = []
+        var inside = false
+        for line in text.components(separatedBy: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            if !line.hasPrefix(" ") {
+                inside = line == "\(name):"
+                continue
+            }
+            guard inside, let colon = trimmed.firstIndex(of: ":") else { continue }
+            entries.append((String(trimmed[..<colon]), trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        return entries
+    }
+
+    /// A flow value as JSON: true/false, integers, "quoted" or plain strings, and [flat, lists].
+    static func value(_ text: String) -> Any {
+        if text.hasPrefix("["), text.hasSuffix("]") {
+            let inner = text.dropFirst().dropLast().trimmingCharacters(in: .whitespaces)
+            return inner.isEmpty ? [Any]() : inner.split(separator: ",").map { value($0.trimmingCharacters(in: .whitespaces)) }
+        }
+        if text == "true" || text == "false" { return text == "true" }
+        if let number = Int(text) { return number }
+        if text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") { return String(text.dropFirst().dropLast()) }
+        return text
+    }
+}
