@@ -132,7 +132,13 @@ final class B2RemoteStore: RemoteStore {
         do throws(B2Error) {
             let bucket = try await resolvedBucket()
             let options = UploadOptions(concurrency: settings.concurrency, maxBytesPerSecond: settings.bytesPerSecond, fileInfo: info)
-            let result = try await engine.upload(path: path, bucket: bucket, fileName: objectName(name), options: options) { progress($0.bytesDone, $0.totalBytes) }
+            // After a restart between "uploaded" and "saved": the same job's finished file is taken as it is.
+            let result: UploadResult
+            if let done = try await engine.existing(path: path, bucket: bucket, fileName: objectName(name), info: ["job_id": info["job_id"] ?? ""]) {
+                result = done
+            } else {
+                result = try await engine.upload(path: path, bucket: bucket, fileName: objectName(name), options: options) { progress($0.bytesDone, $0.totalBytes) }
+            }
             guard let fileID = result.file.fileId else { throw B2Error.invalidResponse(operation: "upload", detail: "no fileId") }
             return RemoteObject(fileID: fileID, name: result.file.fileName, size: result.file.contentLength ?? 0, sha1: result.sha1, parts: result.partCount)
         } catch {

@@ -113,6 +113,20 @@ public final class UploadEngine: Sendable {
         return size
     }
 
+    /// The file B2 already holds under `fileName` with the same size, the same `info` values and the same
+    /// SHA-1 as the local file, if any: a run that stopped after its upload finished does not upload twice.
+    public func existing(path: String, bucket: B2Bucket, fileName: String, info: [String: String]) async throws(B2Error) -> UploadResult? {
+        let local = try LocalFile.stat(path)
+        let candidates = try await client.listFileNames(bucketID: bucket.bucketId, prefix: fileName, pageSize: 10).filter { file in
+            file.fileName == fileName && (file.action ?? "upload") == "upload" && file.contentLength == local.size
+                && info.allSatisfy { key, value in file.fileInfo?[key] == value }
+        }
+        guard let file = candidates.first, let remoteSHA1 = file.sha1 else { return nil }
+        let sha1 = try await FileHasher.sha1(path: path)
+        guard sha1.lowercased() == remoteSHA1.lowercased() else { return nil }
+        return UploadResult(file: file, sha1: sha1, partCount: 0, resumedParts: 0)
+    }
+
     public func upload(path: String, bucket: B2Bucket, fileName: String, options: UploadOptions = UploadOptions(),
                        progress: (@Sendable (UploadProgress) -> Void)? = nil) async throws(B2Error) -> UploadResult {
         let local = try LocalFile.stat(path)

@@ -54,7 +54,7 @@ public final class Pipeline: Sendable {
         let running = await engine.runningJob
         let lastSuccess = try? await store.lastJob(state: .done)
         var lastFailure = try? await store.lastJob(state: .failed)
-        if let failure = lastFailure, let success = lastSuccess, success.startedAt > failure.startedAt { lastFailure = nil }
+        if let failure = lastFailure, let success = lastSuccess, success.startedAt > failure.startedAt { lastFailure = nil } // a later success clears it
         let reference = lastSuccess?.finishedAt ?? installedAt
         return PipelineStatus(
             state: running?.state.rawValue ?? (lastFailure != nil ? "failed" : "idle"),

@@ -139,14 +139,20 @@ public final class HTTPClient: Sendable {
 
     public func send(_ request: HTTPClientRequest) async throws(HTTPClientError) -> HTTPClientResponse {
         let configuration = configuration
-        let result: Result<HTTPClientResponse, HTTPClientError> = await withCheckedContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(returning: Result { () throws(HTTPClientError) -> HTTPClientResponse in
-                    try Transfer(request: request, configuration: configuration).perform()
-                })
+        // Cancelling the calling task aborts the transfer at libcurl's next progress callback (at least once a second).
+        let cancelled = CancellationFlag()
+        let result: Result<HTTPClientResponse, HTTPClientError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let thread = Thread {
+                    continuation.resume(returning: Result { () throws(HTTPClientError) -> HTTPClientResponse in
+                        try Transfer(request: request, configuration: configuration, cancelled: cancelled).perform()
+                    })
+                }
+                thread.name = "http-client"
+                thread.start()
             }
-            thread.name = "http-client"
-            thread.start()
+        } onCancel: {
+            cancelled.set()
         }
         let response = try result.get()
         logger.debug("http request", metadata: ["http.method": "\(request.method)", "http.url": "\(Self.redacted(request.url))", "http.status": "\(response.status)"])
@@ -161,6 +167,13 @@ public final class HTTPClient: Sendable {
         components.password = nil
         return components.string ?? "(invalid URL)"
     }
+}
+
+/// Set from any thread when the request's task is cancelled; read by the transfer's progress callback.
+final class CancellationFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }
 
 /// One transfer: the easy handle, the open files and the state the C callbacks reach through `Unmanaged`.
@@ -187,10 +200,12 @@ private final class Transfer {
     var trailerSent = 0
     var sentSHA1: String?
     var aborted = false
+    let cancelled: CancellationFlag
 
-    init(request: HTTPClientRequest, configuration: HTTPClient.Configuration) {
+    init(request: HTTPClientRequest, configuration: HTTPClient.Configuration, cancelled: CancellationFlag) {
         self.request = request
         self.configuration = configuration
+        self.cancelled = cancelled
         self.url = HTTPClient.redacted(request.url)
     }
 
@@ -256,7 +271,7 @@ private final class Transfer {
             Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue().header(data, size * count)
             return size * count
         })
-        if request.progress != nil {
+        do {
             try easy.set(CURLOPT_NOPROGRESS, 0)
             try easy.set(CURLOPT_XFERINFODATA, pointer: context)
             try easy.setProgress { context, _, downloaded, _, uploaded in
@@ -395,6 +410,10 @@ private final class Transfer {
     }
 
     func progress(uploaded: Int64, downloaded: Int64) -> Bool {
+        if cancelled.isSet {
+            aborted = true
+            return false
+        }
         guard let progress = request.progress else { return true }
         let keepGoing = progress(TransferProgress(uploaded: uploaded, downloaded: downloaded))
         if !keepGoing { aborted = true }

@@ -124,15 +124,20 @@ struct SupervisorClientTests {
         }
     }
 
+    struct SensorAttributes: Encodable, Sendable {
+        let last_success: String
+        let backups_in_b2: Int
+    }
+
     @Test func coreProxyCallsAreMadeAndRecorded() async throws {
         try await withSupervisor { simulator, client, _ in
-            try await client.setState("sensor.b2_backup", state: "idle", attributes: ["last_success": "2026-11-30T03:31:00Z", "backups_in_b2": 3])
+            try await client.setState("sensor.b2_backup", state: "idle", attributes: SensorAttributes(last_success: "2026-11-30T03:31:00Z", backups_in_b2: 3))
             try await client.callService("persistent_notification", "create", data: ["title": "B2 Backup", "message": "Upload failed", "notification_id": "b2_backup_failure"])
             try await client.fireEvent("b2_backup_succeeded", data: ["slug": "abcd1234"])
             let calls = await simulator.coreCalls()
             #expect(calls.count == 3)
             await simulator.faults.coreUnavailable(times: 1)
-            await #expect { try await client.fireEvent("b2_backup_failed", data: [:]) } throws: { error in
+            await #expect { try await client.fireEvent("b2_backup_failed", data: [String: String]()) } throws: { error in
                 if case .refused(_, 502, _) = error as? SupervisorError { return true }
                 return false
             }

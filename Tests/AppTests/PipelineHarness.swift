@@ -1,0 +1,137 @@
+import B2Client
+import B2Simulator
+import Core
+import Foundation
+import HTTPClient
+import HTTPServer
+import Logging
+import Storage
+import SupervisorSimulator
+import Testing
+import WebAPI
+@testable import App
+
+let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// Both simulators, a state database and the add-on's options, in a temporary folder. `pipeline()` builds the
+/// add-on's pipeline the way `serve` does; calling it again is a restart on the same database and bucket.
+final class PipelineHarness: Sendable {
+    static let keyID = "0041234567890ab0000000001"
+    static let applicationKey = "K004TestApplicationKey"
+    static let bucket = "ha-backups"
+    static let apiToken = "a-long-test-api-token-42"
+    /// A Sunday morning in Amsterdam: 2026-11-29 10:00 local.
+    static let start = Date(timeIntervalSince1970: 1_795_942_800)
+
+    let directory: URL
+    let b2: B2Simulator
+    let supervisor: SupervisorSimulator
+    let clock: ManualClock
+    let options: AddonOptions
+    let backupDirectory: URL
+
+    init(options configure: (inout AddonOptions) -> Void = { _ in }, supervisor tune: (inout SupervisorSimulator.Configuration) -> Void = { _ in }) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)")
+        backupDirectory = directory.appendingPathComponent("backup")
+        let storage = directory.appendingPathComponent("b2")
+        for folder in [backupDirectory, storage, directory.appendingPathComponent("data")] {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        }
+        let account = B2Simulator.Account(keyID: Self.keyID, applicationKey: Self.applicationKey, restrictedToBucket: Self.bucket,
+                                          capabilities: B2Simulator.Account.bucketKeyCapabilities)
+        // Small parts, so a 1 MiB backup is a large file of several parts.
+        b2 = try B2Simulator(configuration: .init(accounts: [account], buckets: [Self.bucket], recommendedPartSize: 300_000,
+                                                  absoluteMinimumPartSize: 100_000, storageDirectory: storage), logger: quiet)
+        var configuration = SupervisorSimulator.Configuration(backupDirectory: backupDirectory, backupPayloadBytes: 1 << 20, jobDuration: .milliseconds(20))
+        tune(&configuration)
+        supervisor = try SupervisorSimulator(configuration: configuration, logger: quiet)
+        b2.start()
+        supervisor.start()
+        clock = ManualClock(Self.start)
+        var options = AddonOptions(b2KeyID: Self.keyID, b2Key: Self.applicationKey, b2Bucket: Self.bucket, apiToken: Self.apiToken)
+        configure(&options)
+        self.options = options
+    }
+
+    func settings(port: Int = 0, ingressProxy: String = "10.255.255.254", options: AddonOptions? = nil, token: String? = nil) -> ServeSettings {
+        var tuning = ServeSettings.Tuning()
+        tuning.clock = clock
+        tuning.supervisorPollInterval = .milliseconds(10)
+        return ServeSettings(dataDirectory: directory.appendingPathComponent("data"), backupDirectory: backupDirectory, host: "127.0.0.1", port: port,
+                             ingressProxy: ingressProxy, options: options ?? self.options,
+                             environment: RuntimeEnvironment(supervisorURL: supervisor.url, supervisorToken: token ?? supervisor.configuration.token,
+                                                             b2APIURL: b2.realmURL),
+                             tuning: tuning)
+    }
+
+    /// A fresh connection to the state database (a restarted add-on opens it again).
+    func store() throws -> StateStore {
+        try StateStore(path: directory.appendingPathComponent("data/state.db").path, logger: quiet)
+    }
+
+    func pipeline(options: AddonOptions? = nil, store: StateStore? = nil) async throws -> Pipeline {
+        try #require(try await PipelineAssembly.make(settings: settings(options: options), store: store ?? self.store(), logger: quiet))
+    }
+
+    /// Objects in the bucket (uploads only), by name.
+    func objects() async -> [SimulatedFile] {
+        await b2.fileVersions(bucket: Self.bucket).filter { $0.action == .upload }
+    }
+
+    /// Downloads an object through the real client and returns its bytes.
+    func download(_ name: String) async throws -> Data {
+        let client = B2Client(credentials: B2Credentials(keyID: Self.keyID, applicationKey: Self.applicationKey), realm: b2.realmURL, logger: quiet)
+        let path = directory.appendingPathComponent("download-\(UUID().uuidString)").path
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        _ = try await client.download(.name(bucket: Self.bucket, fileName: name), range: nil, into: ResponseFile(path: path))
+        return try Data(contentsOf: URL(fileURLWithPath: path))
+    }
+
+    func events(_ type: String) async -> [JSONValue] {
+        await supervisor.coreCalls().filter { $0.method == "POST" && $0.path == "/core/api/events/\(type)" && (200..<300).contains($0.status) }.compactMap(\.body)
+    }
+
+    func shutdown() async {
+        await b2.shutdown()
+        await supervisor.shutdown()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// Runs `body` with a harness and always shuts it down.
+func withHarness<T>(options: (inout AddonOptions) -> Void = { _ in }, supervisor: (inout SupervisorSimulator.Configuration) -> Void = { _ in },
+                    _ body: (PipelineHarness) async throws -> T) async throws -> T {
+    let harness = try PipelineHarness(options: options, supervisor: supervisor)
+    do {
+        let result = try await body(harness)
+        await harness.shutdown()
+        return result
+    } catch {
+        await harness.shutdown()
+        throw error
+    }
+}
+
+/// The web app of a pipeline on a real socket (port 0).
+func withWebApp<T>(_ harness: PipelineHarness, pipeline: Pipeline?, ingressProxy: String = "10.255.255.254",
+                   _ body: (String, HTTPClient) async throws -> T) async throws -> T {
+    let app = WebApp(version: AddonVersion.current, access: APIAccess(ingressProxy: ingressProxy, apiToken: PipelineHarness.apiToken),
+                     health: FixedHealthProbe(), setup: SetupStatus(bucket: PipelineHarness.bucket, prefix: "homeassistant", missingOptions: [], apiTokenSet: true),
+                     pipeline: pipeline)
+    let server = try HTTPServer(configuration: .init(host: "127.0.0.1", port: 0), router: app.router(), logger: quiet)
+    let running = Task { try await server.run() }
+    do {
+        let result = try await body("http://127.0.0.1:\(server.port)", HTTPClient(logger: quiet))
+        server.shutdown()
+        try await running.value
+        return result
+    } catch {
+        server.shutdown()
+        _ = try? await running.value
+        throw error
+    }
+}
+
+struct FixedHealthProbe: HealthProbe {
+    func checks() async -> [String: String] { ["database": "ok"] }
+}
