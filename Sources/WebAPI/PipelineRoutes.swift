@@ -126,7 +126,8 @@ struct PipelineRoutes: Sendable {
         router.post("/api/backups", bodyLimit: Self.requestBodyLimit) { request in
             try access.authorize(request)
             let pipeline = try available()
-            let body = try await request.decodeJSON(BackupRequest.self)
+            let bytes = try await request.body.collect()
+            let body = try Self.backupRequest(bytes)
             let job: Job
             do throws(EngineRefusal) {
                 job = try await pipeline.startManual(body)
@@ -152,6 +153,26 @@ struct PipelineRoutes: Sendable {
                 throw HTTPError(.notFound, code: "job_not_found", message: "no job with id '\(id)'")
             }
             return try .json(JobBody(job))
+        }
+    }
+
+    static let requestFields: Set<String> = ["name", "type", "exclude_addons", "exclude_folders", "exclude_database"]
+
+    /// The run's overrides; unknown fields are refused, so a typo does not silently back up the wrong things.
+    static func backupRequest(_ bytes: [UInt8]) throws(HTTPError) -> BackupRequest {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return BackupRequest() }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            throw HTTPError(.badRequest, code: "invalid_json", message: "the body must be a JSON object")
+        }
+        if let unknown = object.keys.sorted().first(where: { !requestFields.contains($0) }) {
+            throw HTTPError(.badRequest, code: "invalid_request",
+                            message: "unknown field '\(unknown)'; the fields are \(requestFields.sorted().joined(separator: ", "))")
+        }
+        do {
+            return try JSONDecoder().decode(BackupRequest.self, from: Data(bytes))
+        } catch {
+            throw HTTPError(.badRequest, code: "invalid_request",
+                            message: "the body is not valid: 'type' is full or partial, 'exclude_addons' and 'exclude_folders' are lists of strings, 'exclude_database' is true or false")
         }
     }
 
