@@ -29,6 +29,21 @@ public struct Demo: AsyncParsableCommand {
     static let bucket = "ha-backups-demo"
     static let apiToken = "demo-api-token-0123456789"
 
+    /// Prints what the simulated Home Assistant receives (events, entity states, notifications), once a second,
+    /// so the demo shows the add-on's side of Home Assistant without a Home Assistant.
+    static func echoHomeAssistant(_ supervisor: SupervisorSimulator) async {
+        var seen = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            let calls = await supervisor.coreCalls()
+            for call in calls.dropFirst(seen) where call.method == "POST" {
+                let body = call.body.map { String(decoding: $0.encoded(), as: UTF8.self) } ?? ""
+                print("home assistant <- \(call.path.replacingOccurrences(of: "/core/api/", with: "")) \(call.status) \(body.prefix(240))")
+            }
+            seen = calls.count
+        }
+    }
+
     public func run() async throws {
         let root = URL(fileURLWithPath: directory).standardizedFileURL
         try? FileManager.default.removeItem(at: root)
@@ -94,7 +109,9 @@ public struct Demo: AsyncParsableCommand {
                 }
             }
         }
+        let watcher = Task { await Self.echoHomeAssistant(supervisor) }
         try await application.run()
+        watcher.cancel()
         await supervisor.shutdown()
         await b2.shutdown()
     }

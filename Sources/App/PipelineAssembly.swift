@@ -52,7 +52,7 @@ enum PipelineAssembly {
         let reporter = HomeAssistantReporter(homeAssistant: CoreProxyHomeAssistant(client: supervisor),
                                              settings: options.reporterSettings(checkInterval: settings.tuning.reporterCheckInterval),
                                              clock: clock, logger: logger)
-        let engine = BackupEngine(source: source, remote: remote, store: jobs, observer: reporter, clock: clock,
+        let engine = BackupEngine(source: source, remote: remote, store: jobs, observer: nil, clock: clock,
                                   settings: options.backupSettings(timeZone: timeZone), logger: logger)
         let lastRun = try await jobs.recentJobs(limit: 1).first?.startedAt
         let scheduler = Scheduler(schedule: options.schedule(timeZone: timeZone), clock: clock, catchUpMissed: options.catchUpMissed,

@@ -18,7 +18,7 @@ public actor BackupEngine {
     let source: any BackupSource
     let remote: any RemoteStore
     let store: any JobStore
-    let observer: (any JobObserver)?
+    private(set) var observer: (any JobObserver)?
     let clock: any WallClock
     let settings: BackupSettings
     /// Option keys that must be set before a backup can run (credentials, bucket).
@@ -44,6 +44,11 @@ public actor BackupEngine {
         self.retention = retention ?? LocalCopyRetention(keepLocal: settings.keepLocal)
         self.progressInterval = progressInterval
         self.logger = logger
+    }
+
+    /// Replaces who is told about jobs (the pipeline installs itself, in front of the Home Assistant reporter).
+    public func observe(with observer: (any JobObserver)?) {
+        self.observer = observer
     }
 
     /// The running job with live byte counts, or nil when idle.

@@ -48,6 +48,7 @@ public final class Pipeline: Sendable {
         self.installedAt = installedAt
         self.logger = logger
         await reporter?.connect { [weak self] in await self?.status() ?? PipelineStatus(state: "idle", scheduleEnabled: false, stale: false) }
+        await engine.observe(with: PipelineObserver(pipeline: self))
     }
 
     public func status() async -> PipelineStatus {
@@ -80,18 +81,12 @@ public final class Pipeline: Sendable {
         let resumed = await engine.resumeUnfinished()
         await withTaskGroup(of: Void.self) { group in
             if let reporter { group.addTask { await reporter.run() } }
-            if let resumed {
-                group.addTask {
-                    _ = await self.engine.wait(for: resumed.id)
-                    await self.refreshRemoteSummary()
-                }
-            }
+            if let resumed { group.addTask { _ = await self.engine.wait(for: resumed.id) } }
             group.addTask {
                 await self.scheduler.run { trigger, _ in
                     await self.engine.waitForIdle() // a resumed job finishes before a scheduled one starts
                     do throws(EngineRefusal) {
                         let job = try await self.engine.run(trigger: JobTrigger(trigger))
-                        await self.refreshRemoteSummary()
                         return job.state == .done ? .succeeded : .failed
                     } catch {
                         if case .jobRunning = error { return .skipped }
@@ -110,15 +105,22 @@ public final class Pipeline: Sendable {
         return try await store.recentJobs(limit: limit).map { $0.id == running?.id ? running! : $0 }
     }
 
-    /// Starts a manual backup; the summary is recounted when it ends.
     public func startManual(_ request: BackupRequest) async throws(EngineRefusal) -> Job {
-        let job = try await engine.start(request, trigger: .manual)
-        Task {
-            _ = await engine.wait(for: job.id)
-            await refreshRemoteSummary()
-            await reporter?.publish()
-        }
-        return job
+        try await engine.start(request, trigger: .manual)
+    }
+}
+
+/// Sits between the engine and the reporter: recounts B2 when a job ends, before Home Assistant hears of it,
+/// so the sensor's `backups_in_b2` is current in the same update. Holds the pipeline weakly (the engine holds this).
+struct PipelineObserver: JobObserver {
+    weak var pipeline: Pipeline?
+
+    func jobStarted(_ job: Job) async { await pipeline?.reporter?.jobStarted(job) }
+    func jobProgressed(_ job: Job) async { await pipeline?.reporter?.jobProgressed(job) }
+    func jobFinished(_ job: Job) async {
+        guard let pipeline else { return }
+        await pipeline.refreshRemoteSummary()
+        await pipeline.reporter?.jobFinished(job)
     }
 }
 

@@ -41,6 +41,19 @@ public struct Router: Sendable {
         routes.append(Route(method: method, segments: segments, bodyLimit: bodyLimit, handler: handler))
     }
 
+    /// Every route as `(method, path)`, parameters written OpenAPI-style (`/api/jobs/{id}`): for checking
+    /// the API document against what is served.
+    public var documentedPaths: [(method: HTTPMethod, path: String)] {
+        routes.map { route in
+            (route.method, "/" + route.segments.map { segment in
+                switch segment {
+                case .literal(let text): text
+                case .parameter(let name), .rest(let name): "{\(name)}"
+                }
+            }.joined(separator: "/"))
+        }
+    }
+
     public mutating func get(_ pattern: String, _ handler: @escaping HTTPHandler) { add(.get, pattern, handler) }
     public mutating func post(_ pattern: String, bodyLimit: Int? = nil, _ handler: @escaping HTTPHandler) { add(.post, pattern, bodyLimit: bodyLimit, handler) }
     public mutating func delete(_ pattern: String, _ handler: @escaping HTTPHandler) { add(.delete, pattern, handler) }

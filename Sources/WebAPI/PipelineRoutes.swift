@@ -2,10 +2,22 @@ import Core
 import Foundation
 import HTTPServer
 
+/// An optional that encodes as `null`: synthesized `Encodable` leaves nil optionals out, and API clients
+/// (and the OpenAPI document) expect every field to be there.
+struct Nullable<Wrapped: Encodable>: Encodable {
+    let value: Wrapped?
+    init(_ value: Wrapped?) { self.value = value }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+}
+
 /// A job as the REST API shows it (`GET /api/jobs/{id}`, OpenAPI `Job`).
 struct JobBody: Encodable {
-    struct Backup: Encodable { let slug: String?; let name: String }
-    struct Failure: Encodable { let code: String; let message: String; let step: String? }
+    struct Backup: Encodable { let slug: Nullable<String>; let name: String }
+    struct Failure: Encodable { let code: String; let message: String; let step: Nullable<String> }
     struct Remote: Encodable { let name: String; let file_id: String; let size: Int64; let sha1: String; let parts: Int }
 
     let id: String
@@ -16,11 +28,11 @@ struct JobBody: Encodable {
     let bytes_done: Int64
     let bytes_total: Int64
     let started_at: String
-    let finished_at: String?
-    let duration_seconds: Double?
+    let finished_at: Nullable<String>
+    let duration_seconds: Nullable<Double>
     let backup: Backup
-    let remote: Remote?
-    let error: Failure?
+    let remote: Nullable<Remote>
+    let error: Nullable<Failure>
     let warnings: [String]
 
     init(_ job: Job) {
@@ -32,83 +44,44 @@ struct JobBody: Encodable {
         bytes_done = job.bytesDone
         bytes_total = job.bytesTotal
         started_at = ISO8601.string(job.startedAt)
-        finished_at = job.finishedAt.map(ISO8601.string)
-        duration_seconds = job.duration
-        backup = Backup(slug: job.slug, name: job.plan.name)
-        remote = job.remote.map { Remote(name: $0.name, file_id: $0.fileID, size: $0.size, sha1: $0.sha1, parts: $0.parts) }
-        error = job.error.map { Failure(code: $0.code, message: $0.message, step: $0.step?.rawValue) }
+        finished_at = Nullable(job.finishedAt.map(ISO8601.string))
+        duration_seconds = Nullable(job.duration)
+        backup = Backup(slug: Nullable(job.slug), name: job.plan.name)
+        remote = Nullable(job.remote.map { Remote(name: $0.name, file_id: $0.fileID, size: $0.size, sha1: $0.sha1, parts: $0.parts) })
+        error = Nullable(job.error.map { Failure(code: $0.code, message: $0.message, step: Nullable($0.step?.rawValue)) })
         warnings = job.warnings
-    }
-
-    // `error` must be present as null, not left out.
-    enum CodingKeys: String, CodingKey {
-        case id, kind, trigger, state, step, bytes_done, bytes_total, started_at, finished_at, duration_seconds, backup, remote, error, warnings
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(kind, forKey: .kind)
-        try container.encode(trigger, forKey: .trigger)
-        try container.encode(state, forKey: .state)
-        try container.encode(step, forKey: .step)
-        try container.encode(bytes_done, forKey: .bytes_done)
-        try container.encode(bytes_total, forKey: .bytes_total)
-        try container.encode(started_at, forKey: .started_at)
-        try container.encode(finished_at, forKey: .finished_at)
-        try container.encode(duration_seconds, forKey: .duration_seconds)
-        try container.encode(backup, forKey: .backup)
-        try container.encode(remote, forKey: .remote)
-        try container.encode(error, forKey: .error)
-        try container.encode(warnings, forKey: .warnings)
     }
 }
 
 /// The pipeline part of `GET /api/status`.
 struct PipelineStatusBody: Encodable {
-    struct LastRun: Encodable { let job_id: String; let name: String; let at: String? }
-    struct LastError: Encodable { let job_id: String; let code: String; let message: String; let step: String?; let at: String? }
+    struct LastRun: Encodable { let job_id: String; let name: String; let at: Nullable<String> }
+    struct LastError: Encodable { let job_id: String; let code: String; let message: String; let step: Nullable<String>; let at: Nullable<String> }
     struct Remote: Encodable { let backups: Int; let bytes: Int64 }
 
     let state: String
-    let running_job: JobBody?
-    let last_success: LastRun?
-    let last_error: LastError?
-    let next_run: String?
-    let next_run_trigger: String?
+    let running_job: Nullable<JobBody>
+    let last_success: Nullable<LastRun>
+    let last_error: Nullable<LastError>
+    let next_run: Nullable<String>
+    let next_run_trigger: Nullable<String>
     let schedule_enabled: Bool
     let stale: Bool
-    let b2: Remote?
+    let b2: Nullable<Remote>
 
     init(_ status: PipelineStatus) {
         state = status.state
-        running_job = status.runningJob.map(JobBody.init)
-        last_success = status.lastSuccess.map { LastRun(job_id: $0.id, name: $0.plan.name, at: $0.finishedAt.map(ISO8601.string)) }
-        last_error = status.lastFailure.flatMap { job in
-            job.error.map { LastError(job_id: job.id, code: $0.code, message: $0.message, step: $0.step?.rawValue, at: job.finishedAt.map(ISO8601.string)) }
-        }
-        next_run = status.nextRun.map(ISO8601.string)
-        next_run_trigger = status.nextTrigger
+        running_job = Nullable(status.runningJob.map(JobBody.init))
+        last_success = Nullable(status.lastSuccess.map { LastRun(job_id: $0.id, name: $0.plan.name, at: Nullable($0.finishedAt.map(ISO8601.string))) })
+        last_error = Nullable(status.lastFailure.flatMap { job in
+            job.error.map { LastError(job_id: job.id, code: $0.code, message: $0.message, step: Nullable($0.step?.rawValue),
+                                      at: Nullable(job.finishedAt.map(ISO8601.string))) }
+        })
+        next_run = Nullable(status.nextRun.map(ISO8601.string))
+        next_run_trigger = Nullable(status.nextTrigger)
         schedule_enabled = status.scheduleEnabled
         stale = status.stale
-        b2 = status.remote.map { Remote(backups: $0.backups, bytes: $0.bytes) }
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case state, running_job, last_success, last_error, next_run, next_run_trigger, schedule_enabled, stale, b2
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(state, forKey: .state)
-        try container.encode(running_job, forKey: .running_job)
-        try container.encode(last_success, forKey: .last_success)
-        try container.encode(last_error, forKey: .last_error)
-        try container.encode(next_run, forKey: .next_run)
-        try container.encode(next_run_trigger, forKey: .next_run_trigger)
-        try container.encode(schedule_enabled, forKey: .schedule_enabled)
-        try container.encode(stale, forKey: .stale)
-        try container.encode(b2, forKey: .b2)
+        b2 = Nullable(status.remote.map { Remote(backups: $0.backups, bytes: $0.bytes) })
     }
 }
 
