@@ -137,7 +137,10 @@ final class B2RemoteStore: RemoteStore {
             if let done = try await engine.existing(path: path, bucket: bucket, fileName: objectName(name), info: ["job_id": info["job_id"] ?? ""]) {
                 result = done
             } else {
-                result = try await engine.upload(path: path, bucket: bucket, fileName: objectName(name), options: options) { progress($0.bytesDone, $0.totalBytes) }
+                result = try await engine.upload(path: path, bucket: bucket, fileName: objectName(name), options: options) { update in
+                    // Hashing reports its own byte count first; the job counts bytes sent.
+                    if update.phase != .hashing { progress(update.bytesDone, update.totalBytes) }
+                }
             }
             guard let fileID = result.file.fileId else { throw B2Error.invalidResponse(operation: "upload", detail: "no fileId") }
             return RemoteObject(fileID: fileID, name: result.file.fileName, size: result.file.contentLength ?? 0, sha1: result.sha1, parts: result.partCount)

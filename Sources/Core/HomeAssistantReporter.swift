@@ -69,6 +69,8 @@ public actor HomeAssistantReporter: JobObserver {
     private var staleAnnounced: Bool?
     /// Publishing failed (Core down or restarting): everything is posted again at the next check.
     private var needsRepublish = true
+    /// The failed run the failure notification is about, and the next attempt it names; nil once a run succeeds.
+    private var openFailure: (job: Job, nextRun: Date?)?
 
     public init(homeAssistant: any HomeAssistant, settings: ReporterSettings, clock: any WallClock, logger: Logger) {
         self.homeAssistant = homeAssistant
@@ -100,23 +102,43 @@ public actor HomeAssistantReporter: JobObserver {
                 "job_id": .string(job.id), "trigger": .string(job.trigger.rawValue), "name": .string(job.plan.name),
                 "step": .text(error.step?.rawValue), "code": .string(error.code), "message": .string(error.message),
             ])
-            let message = Self.failureMessage(job, error: error, nextRun: await statusSource?().nextRun)
-            await call("persistent_notification", "create", [
-                "notification_id": .string(Self.failureNotification), "title": "B2 Backup failed", "message": .string(message),
-            ])
-            if let service = settings.notifyService { await notify(service, title: "B2 Backup failed", message: message) }
+            let nextRun = await statusSource?().nextRun
+            await showFailure(job, nextRun: nextRun)
+            if let service = settings.notifyService {
+                await notify(service, title: "B2 Backup failed", message: Self.failureMessage(job, error: error, nextRun: nextRun))
+            }
         } else {
             await fire("b2_backup_succeeded", [
                 "job_id": .string(job.id), "trigger": .string(job.trigger.rawValue), "slug": .text(job.slug), "name": .string(job.plan.name),
                 "size_bytes": .int(job.remote?.size ?? job.bytesTotal), "duration_seconds": .int(Int64(job.duration ?? 0)),
                 "remote_name": .text(job.remote?.name), "sha1": .text(job.remote?.sha1),
             ])
+            openFailure = nil
             await call("persistent_notification", "dismiss", ["notification_id": .string(Self.failureNotification)])
             if settings.notifyOnSuccess, let service = settings.notifyService {
                 await notify(service, title: "B2 Backup done", message: "'\(job.plan.name)' is safe in Backblaze B2 (\(Self.size(job.remote?.size ?? 0))).")
             }
         }
         await publish()
+    }
+
+    /// The scheduler decided its next run: the sensor's `next_run` changes, and an open failure notification
+    /// is updated with the time of the next attempt.
+    public func scheduleChanged() async {
+        if let failure = openFailure, let nextRun = await statusSource?().nextRun, failure.nextRun != nextRun {
+            await showFailure(failure.job, nextRun: nextRun)
+        }
+        await publish()
+    }
+
+    /// Creates (or replaces: same id) the failure notification.
+    private func showFailure(_ job: Job, nextRun: Date?) async {
+        guard let error = job.error else { return }
+        openFailure = (job, nextRun)
+        await call("persistent_notification", "create", [
+            "notification_id": .string(Self.failureNotification), "title": "B2 Backup failed",
+            "message": .string(Self.failureMessage(job, error: error, nextRun: nextRun)),
+        ])
     }
 
     // MARK: Checks

@@ -49,6 +49,7 @@ public final class Pipeline: Sendable {
         self.logger = logger
         await reporter?.connect { [weak self] in await self?.status() ?? PipelineStatus(state: "idle", scheduleEnabled: false, stale: false) }
         await engine.observe(with: PipelineObserver(pipeline: self))
+        if let reporter { await scheduler.onPlan { _, _ in await reporter.scheduleChanged() } }
     }
 
     public func status() async -> PipelineStatus {

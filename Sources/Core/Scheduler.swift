@@ -25,6 +25,12 @@ public actor Scheduler {
     /// What the loop is sleeping until; nil while disabled or while a run is running.
     public private(set) var nextRun: Date?
     public private(set) var nextTrigger: Trigger?
+    /// Told each decided next run before the loop sleeps (the sensor's `next_run`, the failure notification's retry time).
+    private var planListener: (@Sendable (Date, Trigger) async -> Void)?
+
+    public func onPlan(_ listener: @escaping @Sendable (Date, Trigger) async -> Void) {
+        planListener = listener
+    }
 
     /// - Parameter lastRunStart: when the most recent run of any kind started (run history); nil on a fresh install.
     /// - Parameter randomFraction: in 0..<1, scales `schedule.randomDelay`; injected so tests know the delay.
@@ -107,6 +113,7 @@ public actor Scheduler {
             if trigger == .retry { metadata["schedule.retry"] = "\(retryStep)/\(retryDelays.count)" }
             if trigger == .schedule { metadata["schedule.slot"] = "\(Self.format(upcoming.slot))" }
             logger.info("next backup run decided", metadata: metadata)
+            await planListener?(wakeAt, trigger)
 
             do { try await clock.sleep(until: wakeAt) } catch { break }
             (nextRun, nextTrigger) = (nil, nil)
