@@ -34,13 +34,15 @@ FROM debian:bookworm-slim
 ARG BUILD_VERSION=dev
 ARG BUILD_ARCH
 
-# Runtime libraries of the binary (the Swift runtime is linked statically) and the CA bundle.
+# Runtime libraries of the binary (the Swift runtime is linked statically), the CA bundle, and the
+# time zone database: schedules run in Home Assistant's time zone (the slim image has none).
 # setpriv (util-linux, Essential) and useradd (passwd) already come with debian:bookworm-slim.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         ca-certificates \
         libcurl4 \
         libsqlite3-0 \
+        tzdata \
         zlib1g \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --user-group --home-dir /data --no-create-home \

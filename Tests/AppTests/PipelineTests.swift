@@ -1,9 +1,11 @@
 import B2Client
+import BackupArchive
 import B2Simulator
 import Core
 import Foundation
 import Hashing
 import Storage
+import SupervisorClient
 import SupervisorSimulator
 import Testing
 @testable import App
@@ -345,6 +347,50 @@ struct PipelineRestartTests {
             #expect(old.state == .failed)
             #expect(old.error?.code == "interrupted")
             #expect(try await jobs.job(id: "new")?.state == .done)
+        }
+    }
+}
+
+/// The verify step against a bucket that answers with other facts than what was sent (B2 itself never does:
+/// the store is wrapped to report a different size or SHA-1, as a corrupted or replaced object would).
+@Suite(.timeLimit(.minutes(1)))
+struct PipelineVerifyTests {
+    struct TamperedRemote: RemoteStore {
+        let real: any RemoteStore
+        let tamper: @Sendable (RemoteFileFacts) -> RemoteFileFacts
+        func upload(path: String, name: String, info: [String: String], settings: UploadSettings,
+                    progress: @escaping @Sendable (Int64, Int64) -> Void) async throws(PortError) -> RemoteObject {
+            try await real.upload(path: path, name: name, info: info, settings: settings, progress: progress)
+        }
+        func facts(fileID: String) async throws(PortError) -> RemoteFileFacts { tamper(try await real.facts(fileID: fileID)) }
+        func summary() async throws(PortError) -> RemoteSummary { try await real.summary() }
+    }
+
+    @Test(arguments: ["size", "sha1", "no sha1"])
+    func aRemoteCopyThatDiffersFailsVerification(tampered: String) async throws {
+        try await withHarness { harness in
+            let store = try harness.store()
+            let supervisor = SupervisorClient(baseURL: harness.supervisor.url, token: harness.supervisor.configuration.token, logger: quiet)
+            let source = SupervisorBackupSource(client: supervisor, index: LocalBackupIndex(directory: harness.backupDirectory),
+                                                temporaryDirectory: harness.directory.appendingPathComponent("tmp"), pollInterval: .milliseconds(10))
+            let b2 = B2Client(credentials: B2Credentials(keyID: PipelineHarness.keyID, applicationKey: PipelineHarness.applicationKey),
+                              realm: harness.b2.realmURL, logger: quiet)
+            let real = B2RemoteStore(client: b2, journal: StoredUploadJournal(store: store), bucketName: PipelineHarness.bucket, prefix: "homeassistant", logger: quiet)
+            let remote = TamperedRemote(real: real) { facts in
+                switch tampered {
+                case "size": RemoteFileFacts(size: facts.size - 1, sha1: facts.sha1)
+                case "sha1": RemoteFileFacts(size: facts.size, sha1: String(repeating: "0", count: 40))
+                default: RemoteFileFacts(size: facts.size, sha1: nil)
+                }
+            }
+            let engine = BackupEngine(source: source, remote: remote, store: StoredJobStore(store: store), observer: nil, clock: harness.clock,
+                                      settings: BackupSettings(), logger: quiet)
+            let job = try await engine.run(trigger: .manual)
+            #expect(job.state == .failed)
+            #expect(job.error?.code == "verify_mismatch")
+            #expect(job.error?.step == .verify)
+            let done = try await StoredJobStore(store: store).lastJob(state: .done)
+            #expect(done == nil)
         }
     }
 }
