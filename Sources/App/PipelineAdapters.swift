@@ -97,6 +97,7 @@ struct SupervisorBackupSource: BackupSource {
         case .jobFailed: "backup_failed"
         case .timedOut: "supervisor_timeout"
         case .jobUnknown: "supervisor_job_unknown"
+        case .cancelled: "cancelled"
         }
         return PortError(code: code, message: error.description)
     }

@@ -16,6 +16,8 @@ public enum SupervisorError: Error, Sendable, CustomStringConvertible {
     case timedOut(operation: String)
     /// `/jobs/info` does not list the job: the Supervisor restarted since it started.
     case jobUnknown(uuid: String)
+    /// The calling task was cancelled (shutdown) while waiting.
+    case cancelled(operation: String)
 
     public var description: String {
         switch self {
@@ -27,6 +29,7 @@ public enum SupervisorError: Error, Sendable, CustomStringConvertible {
         case .jobFailed(let job, let messages): "\(job) failed: \(messages.joined(separator: "; "))"
         case .timedOut(let operation): "\(operation) did not finish in time"
         case .jobUnknown(let uuid): "the Supervisor no longer knows job \(uuid) (it restarted)"
+        case .cancelled(let operation): "\(operation) was cancelled"
         }
     }
 }
@@ -108,7 +111,7 @@ public final class SupervisorClient: Sendable {
                 return job
             }
             guard ContinuousClock.now < deadline else { throw SupervisorError.timedOut(operation: "job \(uuid)") }
-            try? await Task.sleep(for: pollInterval)
+            do { try await Task.sleep(for: pollInterval) } catch { throw SupervisorError.cancelled(operation: "waiting for job \(uuid)") }
         }
     }
 

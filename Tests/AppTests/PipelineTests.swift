@@ -331,6 +331,27 @@ struct PipelineRestartTests {
         }
     }
 
+    @Test func shutdownWhileTheSupervisorWorksWaitsForTheSameBackupAfterTheRestart() async throws {
+        try await withHarness(supervisor: { $0.jobDuration = .seconds(3) }) { harness in
+            let pipeline = try await harness.pipeline()
+            let started = try await pipeline.startManual(BackupRequest())
+            while await pipeline.engine.runningJob?.supervisorJobID == nil { await Task.yield() }
+            await pipeline.engine.suspend()
+            let store = try harness.store()
+            let suspended = try #require(try await StoredJobStore(store: store).job(id: started.id))
+            #expect(suspended.step == .create) // the wait was cancelled, not sat out
+            #expect(suspended.supervisorJobID != nil)
+            #expect(suspended.finishedAt == nil)
+
+            let restarted = try await harness.pipeline(store: store)
+            #expect(await restarted.engine.resumeUnfinished()?.id == started.id)
+            let finished = try #require(await restarted.engine.wait(for: started.id))
+            #expect(finished.state == .done, "\(finished.error?.message ?? "")")
+            #expect(await harness.supervisor.requestCount("/backups/new/full") == 1)
+            #expect(await harness.objects().count == 1)
+        }
+    }
+
     @Test func olderUnfinishedJobsAreMarkedInterrupted() async throws {
         try await withHarness { harness in
             let store = try harness.store()
