@@ -212,9 +212,10 @@ public actor HomeAssistantReporter: JobObserver {
 
     private func post(_ entity: String, state: String, attributes: [String: StateValue], force: Bool) async -> Bool {
         if !force, let last = lastPublished[entity], last.state == state, last.attributes == attributes { return true }
+        // Recorded before the call: publishes interleave (the actor is reentrant) and must not post the same twice.
+        lastPublished[entity] = (state, attributes)
         do {
             try await homeAssistant.setState(entity, state: state, attributes: attributes)
-            lastPublished[entity] = (state, attributes)
             return true
         } catch {
             logger.warning("cannot update a Home Assistant entity", metadata: ["entity": "\(entity)", "error": "\(error)"])
