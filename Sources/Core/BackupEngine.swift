@@ -151,13 +151,9 @@ public actor BackupEngine {
             await save(job)
             logger.info("backup finished", metadata: ["job.id": "\(job.id)", "backup.slug": "\(job.slug ?? "")",
                                                       "bytes": "\(job.bytesTotal)", "seconds": "\(Int(job.duration ?? 0))"])
-        } catch is CancellationError {
-            // Shutting down: leave the job unfinished at its step; the next start continues it.
-            logger.info("backup suspended for shutdown", metadata: ["job.id": "\(job.id)", "job.step": "\(job.step.rawValue)"])
-            current = nil
-            return job
         } catch {
-            if Task.isCancelled {
+            if error is CancellationError || Task.isCancelled {
+                // Shutting down: leave the job unfinished at its step; the next start continues it.
                 logger.info("backup suspended for shutdown", metadata: ["job.id": "\(job.id)", "job.step": "\(job.step.rawValue)"])
                 current = nil
                 return job
