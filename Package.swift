@@ -69,7 +69,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
-        // Helpers shared by the test targets (a raw HTTP client); never a dependency of the add-on.
+        // Helpers shared by the test targets (a raw HTTP client, waiting for child processes off the
+        // cooperative pool); never a dependency of the add-on.
         .target(name: "TestSupport", swiftSettings: strict),
         .executableTarget(name: "B2BackupMain", dependencies: ["App"], swiftSettings: strict),
         .executableTarget(name: "SimulatorMain", dependencies: [
@@ -86,7 +87,7 @@ let package = Package(
             "B2Simulator", "TestSupport", "HTTPClient", "Hashing", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "B2ClientTests", dependencies: [
-            "B2Client", "B2Simulator", "HTTPClient", "Hashing", "Storage", .product(name: "Logging", package: "swift-log"),
+            "B2Client", "B2Simulator", "HTTPClient", "Hashing", "Storage", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "BackupArchiveTests", dependencies: ["BackupArchive", "Compression"], swiftSettings: strict),
         .testTarget(name: "SupervisorSimulatorTests", dependencies: [

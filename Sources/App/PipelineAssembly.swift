@@ -74,13 +74,28 @@ enum PipelineAssembly {
     }
 
     /// Home Assistant's time zone from the Supervisor; else `TZ`; else UTC (logged, since schedules then run in UTC).
+    /// Waits at most 10 s, so a slow Supervisor does not keep the page and the health check from starting.
     static func homeAssistantTimeZone(_ supervisor: SupervisorClient, logger: Logger) async -> TimeZone {
-        do {
-            let name = try await supervisor.info().timezone
+        let answer: Result<String, SupervisorError>? = await withTaskGroup(of: Result<String, SupervisorError>?.self) { group in
+            group.addTask {
+                do throws(SupervisorError) { return .success(try await supervisor.info().timezone) } catch { return .failure(error) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(10))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        switch answer {
+        case .success(let name):
             if let zone = TimeZone(identifier: name) { return zone }
-            logger.warning("unknown time zone from the Supervisor; using UTC", metadata: ["time_zone": "\(name)"])
-        } catch {
+            logger.warning("unknown time zone from the Supervisor; using TZ or UTC", metadata: ["time_zone": "\(name)"])
+        case .failure(let error):
             logger.warning("cannot read Home Assistant's time zone; using TZ or UTC", metadata: ["error": "\(error)"])
+        case nil:
+            logger.warning("the Supervisor did not say Home Assistant's time zone within 10 s; using TZ or UTC")
         }
         return ProcessInfo.processInfo.environment["TZ"].flatMap(TimeZone.init(identifier:)) ?? .gmt
     }

@@ -4,13 +4,14 @@ import Glibc
 import HTTPClient
 import SupervisorSimulator
 import Testing
+import TestSupport
 @testable import App
 
 /// The real `b2-backup serve` against both simulators: killed with SIGKILL in the middle of an upload, then
 /// started again, it finishes the same backup — one Home Assistant backup, one B2 object, the same bytes.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct ServeKillTests {
-    func start(_ harness: PipelineHarness, options: [String: Any]) throws -> (Process, Int) {
+    func start(_ harness: PipelineHarness, options: [String: Any]) async throws -> (Process, Int) {
         let data = harness.directory.appendingPathComponent("data")
         try JSONSerialization.data(withJSONObject: options).write(to: data.appendingPathComponent("options.json"))
         let process = Process()
@@ -22,7 +23,7 @@ struct ServeKillTests {
         process.standardError = output
         process.standardOutput = output
         try process.run()
-        return (process, try ServeProcessTests().listeningPort(output))
+        return (process, try await ServeProcessTests().listeningPort(output))
     }
 
     /// Polls the job the way an automation would, until `done` says so.
@@ -46,22 +47,23 @@ struct ServeKillTests {
                 "b2_key_id": PipelineHarness.keyID, "b2_key": PipelineHarness.applicationKey, "b2_bucket": PipelineHarness.bucket,
                 "b2_prefix": "homeassistant", "upload_limit_kbps": 4000, "upload_concurrency": 2, "schedule_enabled": false,
             ]
-            let (first, port) = try start(harness, options: options)
+            let (first, port) = try await start(harness, options: options)
             let started = try await HTTPClient(logger: quiet).send(.init(method: "POST", url: "http://127.0.0.1:\(port)/api/backups"))
             #expect(started.status == 202)
             let id = try #require(try JSONSerialization.jsonObject(with: Data(started.body)) as? [String: Any])["job_id"] as? String ?? ""
             let uploading = try await job(id, port: port) { ($0["state"] as? String) == "uploading" && ($0["bytes_done"] as? Int ?? 0) > 300_000 }
             kill(first.processIdentifier, SIGKILL)
-            first.waitUntilExit()
+            await first.exited()
             #expect(first.terminationReason == .uncaughtSignal)
             let total = uploading["bytes_total"] as? Int ?? 0
             #expect((uploading["bytes_done"] as? Int ?? 0) < total)
             #expect(await harness.objects().isEmpty)
 
             options["upload_limit_kbps"] = 0
-            let (second, secondPort) = try start(harness, options: options)
-            defer { second.terminate(); second.waitUntilExit() }
+            let (second, secondPort) = try await start(harness, options: options)
             let finished = try await job(id, port: secondPort) { ["done", "failed"].contains($0["state"] as? String ?? "") }
+            second.terminate()
+            #expect(await second.exited() == 0)
             #expect(finished["state"] as? String == "done", "\(finished["error"] ?? "")")
             #expect(await harness.supervisor.backups().count == 1)
             #expect(await harness.supervisor.requestCount("/backups/new/full") == 1)

@@ -5,6 +5,7 @@ import Glibc
 import Logging
 import Storage
 import Testing
+import TestSupport
 
 /// The real `b2-backup` binary against the simulator: kill -9 mid-upload, resume, memory bound.
 @Suite(.serialized, .timeLimit(.minutes(3)))
@@ -37,7 +38,7 @@ struct UploadCommandTests {
             let (first, firstOutput) = try launch(arguments + ["--limit-rate", "1000000"], simulator: simulator)
             while await simulator.requestCount("b2_upload_part") < 3 { try await Task.sleep(for: .milliseconds(20)) }
             kill(first.processIdentifier, SIGKILL)
-            first.waitUntilExit()
+            await first.exited()
             #expect(first.terminationReason == .uncaughtSignal)
             _ = output(firstOutput)
             let sentBeforeKill = await simulator.requestCount("b2_upload_part")
@@ -47,7 +48,7 @@ struct UploadCommandTests {
             #expect(await simulator.unfinishedLargeFiles(bucket: bucketName).count == 1)
 
             let (second, secondOutput) = try launch(arguments, simulator: simulator)
-            second.waitUntilExit()
+            await second.exited()
             let text = output(secondOutput)
             #expect(second.terminationStatus == 0, "\(text)")
             #expect(text.contains("resumed"))
@@ -82,7 +83,7 @@ struct UploadCommandTests {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the executable first (swift build)")
         try await withSimulator { simulator, _, directory in
             let (process, pipe) = try launch(["upload", directory.path("missing.tar"), "--bucket", bucketName, "--data-dir", directory.path("data")], simulator: simulator)
-            process.waitUntilExit()
+            await process.exited()
             let text = output(pipe)
             #expect(process.terminationStatus == 1)
             #expect(text.hasPrefix("b2-backup: error: "))
@@ -98,15 +99,15 @@ struct UploadCommandTests {
             try writeRandomFile(source, size: 12_345)
             let common = ["--bucket", bucketName, "--prefix", "homes/main", "--data-dir", directory.path("data")]
             let (upload, _) = try launch(["upload", source, "--name", "first.tar"] + common, simulator: simulator)
-            upload.waitUntilExit()
+            await upload.exited()
             #expect(upload.terminationStatus == 0)
             let (list, listOutput) = try launch(["ls"] + common, simulator: simulator)
-            list.waitUntilExit()
+            await list.exited()
             let listing = output(listOutput)
             #expect(listing.contains("12345  ") && listing.contains("homes/main/first.tar"), "\(listing)")
             let copy = directory.path("copy.tar")
             let (download, downloadOutput) = try launch(["download", "first.tar", copy] + common, simulator: simulator)
-            download.waitUntilExit()
+            await download.exited()
             #expect(download.terminationStatus == 0)
             #expect(output(downloadOutput).contains("verified"))
             #expect(try sha1(ofFile: copy) == (try sha1(ofFile: source)))
@@ -127,7 +128,7 @@ func spawnMeasured(_ arguments: [String], environment: [String: String], output:
     process.standardOutput = log
     process.standardError = log
     try process.run()
-    process.waitUntilExit()
+    await process.exited()
     try log.close()
     let rss = Int(((try? String(contentsOfFile: report, encoding: .utf8)) ?? "").split(separator: "\n").last ?? "") ?? Int.max
     return (process.terminationStatus, rss, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
