@@ -19,6 +19,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Tests only: random histories for the retention invariants.
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // C libraries: a module map and a shim for what Swift cannot import. Each is imported by one Swift module.
@@ -96,7 +98,9 @@ let package = Package(
         .testTarget(name: "SupervisorClientTests", dependencies: [
             "SupervisorClient", "SupervisorSimulator", "HTTPClient", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
-        .testTarget(name: "CoreTests", dependencies: ["Core", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "CoreTests", dependencies: [
+            "Core", .product(name: "Logging", package: "swift-log"), .product(name: "PropertyBased", package: "swift-property-based"),
+        ], swiftSettings: strict),
         .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: strict),
         .testTarget(name: "WebAPITests", dependencies: [
             "WebAPI", "HTTPServer", "HTTPClient", .product(name: "Logging", package: "swift-log"),
