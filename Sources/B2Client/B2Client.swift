@@ -172,12 +172,16 @@ public actor B2Client {
     /// `b2_upload_file` of a file range, once (the caller retries with a new URL when B2 says so).
     /// - SeeAlso: https://www.backblaze.com/apidocs/b2-upload-file
     public nonisolated func uploadFile(to target: B2UploadTarget, fileName: String, range: FileRange, sha1: String, contentType: String = "b2/x-auto",
-                                       fileInfo: [String: String] = [:], maxBytesPerSecond: Int64? = nil,
+                                       fileInfo: [String: String] = [:], retention: B2FileRetention? = nil, maxBytesPerSecond: Int64? = nil,
                                        progress: (@Sendable (TransferProgress) -> Bool)? = nil) async throws(B2Error) -> B2File {
         let operation = "b2_upload_file"
         var headers = [("Authorization", target.authorizationToken), ("X-Bz-File-Name", B2FileName.encode(fileName)),
                        ("Content-Type", contentType), ("X-Bz-Content-Sha1", sha1)]
         for (key, value) in fileInfo.sorted(by: { $0.key < $1.key }) { headers.append(("X-Bz-Info-\(key)", B2FileName.encode(value))) }
+        if let retention {
+            headers += [("X-Bz-File-Retention-Mode", retention.mode.rawValue),
+                        ("X-Bz-File-Retention-Retain-Until-Timestamp", String(retention.retainUntilMillis))]
+        }
         var request = HTTPClientRequest(method: "POST", url: target.uploadUrl, headers: headers, timeout: nil)
         request.bodyFile = range
         request.maxSendBytesPerSecond = maxBytesPerSecond
@@ -186,9 +190,13 @@ public actor B2Client {
         return try Self.decode(B2File.self, data, operation)
     }
 
+    /// - Parameter retention: Object Lock retention of the finished file (the key needs `writeFileRetentions`).
     /// - SeeAlso: https://www.backblaze.com/apidocs/b2-start-large-file
-    public func startLargeFile(bucketID: String, fileName: String, contentType: String = "b2/x-auto", fileInfo: [String: String]) async throws(B2Error) -> B2File {
-        try await call("b2_start_large_file", ["bucketId": bucketID, "fileName": fileName, "contentType": contentType, "fileInfo": fileInfo], as: B2File.self)
+    public func startLargeFile(bucketID: String, fileName: String, contentType: String = "b2/x-auto", fileInfo: [String: String],
+                               retention: B2FileRetention? = nil) async throws(B2Error) -> B2File {
+        var body: [String: Any] = ["bucketId": bucketID, "fileName": fileName, "contentType": contentType, "fileInfo": fileInfo]
+        if let retention { body["fileRetention"] = retention.json }
+        return try await call("b2_start_large_file", body, as: B2File.self)
     }
 
     /// `b2_upload_part` of a file range, once.
@@ -290,6 +298,8 @@ public actor B2Client {
         try await call("b2_hide_file", ["bucketId": bucketID, "fileName": fileName], as: B2File.self)
     }
 
+    /// A version under an Object Lock retention is refused with 403 `access_denied`; `bypassGovernance` (sent only when
+    /// true) lifts a governance lock for a key with that capability.
     /// - SeeAlso: https://www.backblaze.com/apidocs/b2-delete-file-version
     public func deleteFileVersion(fileName: String, fileID: String, bypassGovernance: Bool = false) async throws(B2Error) {
         var body: [String: Any] = ["fileName": fileName, "fileId": fileID]

@@ -32,6 +32,63 @@ public struct B2Bucket: Sendable, Hashable, Decodable {
     public let bucketId: String
     public let bucketName: String
     public let bucketType: String?
+    /// Object Lock is enabled (`fileLockConfiguration.value.isFileLockEnabled`). False when B2 does not say, which
+    /// it does not for a key without `readBucketRetentions`.
+    public var fileLockEnabled: Bool
+
+    private enum CodingKeys: String, CodingKey { case bucketId, bucketName, bucketType, fileLockConfiguration }
+    private struct FileLockConfiguration: Decodable {
+        struct Value: Decodable { let isFileLockEnabled: Bool? }
+        let value: Value?
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        bucketId = try container.decode(String.self, forKey: .bucketId)
+        bucketName = try container.decode(String.self, forKey: .bucketName)
+        bucketType = try container.decodeIfPresent(String.self, forKey: .bucketType)
+        // A shape we do not know must not make the bucket unusable: it only means "not known to be locked".
+        let lock = try? container.decodeIfPresent(FileLockConfiguration.self, forKey: .fileLockConfiguration)
+        fileLockEnabled = lock?.value?.isFileLockEnabled ?? false
+    }
+}
+
+/// An Object Lock retention: until `retainUntil` the file version cannot be deleted (compliance), or only with
+/// `bypassGovernance` by a key that has that capability (governance). B2 keeps milliseconds.
+/// - SeeAlso: https://www.backblaze.com/docs/cloud-storage-object-lock
+public struct B2FileRetention: Sendable, Hashable {
+    public enum Mode: String, Sendable {
+        case governance, compliance
+    }
+
+    public var mode: Mode
+    public var retainUntil: Date
+
+    public init(mode: Mode, retainUntil: Date) {
+        self.mode = mode
+        self.retainUntil = retainUntil
+    }
+
+    /// `retainUntilTimestamp` on the wire: milliseconds since 1970.
+    var retainUntilMillis: Int64 { Int64((retainUntil.timeIntervalSince1970 * 1000).rounded()) }
+
+    /// `fileRetention` of `b2_start_large_file`.
+    var json: [String: Any] { ["mode": mode.rawValue, "retainUntilTimestamp": retainUntilMillis] }
+
+    /// `fileRetention` of a file object: `{isClientAuthorizedToRead, value: {mode, retainUntilTimestamp}}`; the value is
+    /// null for a key without `readFileRetentions` and its fields null when the file has no retention.
+    struct Envelope: Decodable {
+        struct Value: Decodable {
+            let mode: String?
+            let retainUntilTimestamp: Int64?
+        }
+        let value: Value?
+
+        var retention: B2FileRetention? {
+            guard let mode = value?.mode.flatMap(Mode.init(rawValue:)), let millis = value?.retainUntilTimestamp else { return nil }
+            return B2FileRetention(mode: mode, retainUntil: Date(timeIntervalSince1970: Double(millis) / 1000))
+        }
+    }
 }
 
 /// A file version as B2 reports it (upload, hide marker, unfinished large file, or folder).
@@ -44,6 +101,25 @@ public struct B2File: Sendable, Hashable, Decodable {
     public let contentType: String?
     public let fileInfo: [String: String]?
     public let uploadTimestamp: Int64?
+    /// Object Lock retention; nil when there is none or the key may not read it (`readFileRetentions`).
+    public var retention: B2FileRetention?
+
+    private enum CodingKeys: String, CodingKey {
+        case fileId, fileName, action, contentLength, contentSha1, contentType, fileInfo, uploadTimestamp, fileRetention
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        fileId = try container.decodeIfPresent(String.self, forKey: .fileId)
+        fileName = try container.decode(String.self, forKey: .fileName)
+        action = try container.decodeIfPresent(String.self, forKey: .action)
+        contentLength = try container.decodeIfPresent(Int64.self, forKey: .contentLength)
+        contentSha1 = try container.decodeIfPresent(String.self, forKey: .contentSha1)
+        contentType = try container.decodeIfPresent(String.self, forKey: .contentType)
+        fileInfo = try container.decodeIfPresent([String: String].self, forKey: .fileInfo)
+        uploadTimestamp = try container.decodeIfPresent(Int64.self, forKey: .uploadTimestamp)
+        retention = (try? container.decodeIfPresent(B2FileRetention.Envelope.self, forKey: .fileRetention))?.retention
+    }
 
     /// The SHA-1 of the whole content: `contentSha1`, or `large_file_sha1` for large files ("none").
     public var sha1: String? {

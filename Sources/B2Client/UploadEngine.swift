@@ -51,14 +51,18 @@ public struct UploadOptions: Sendable {
     public var contentType: String
     /// Extra file info (`X-Bz-Info-*`), e.g. catalog metadata.
     public var fileInfo: [String: String]
+    /// Object Lock retention for the uploaded file; the bucket must have Object Lock and the key `writeFileRetentions`.
+    /// B2 then allows only 2048 bytes of name plus file info.
+    public var retention: B2FileRetention?
 
     public init(concurrency: Int = 4, partSize: Int64? = nil, maxBytesPerSecond: Int64? = nil, contentType: String = "application/x-tar",
-                fileInfo: [String: String] = [:]) {
+                fileInfo: [String: String] = [:], retention: B2FileRetention? = nil) {
         self.concurrency = concurrency
         self.partSize = partSize
         self.maxBytesPerSecond = maxBytesPerSecond
         self.contentType = contentType
         self.fileInfo = fileInfo
+        self.retention = retention
     }
 }
 
@@ -159,7 +163,7 @@ public final class UploadEngine: Sendable {
         let file = try await withUploadRetries("b2_upload_file", target: &target, newTarget: { () throws(B2Error) in try await self.client.uploadURL(bucketID: bucket.bucketId) }) { (target) throws(B2Error) -> B2File in
             defer { tracker.inFlight(part: 1, bytes: 0) }
             return try await self.client.uploadFile(to: target, fileName: fileName, range: range, sha1: sha1, contentType: options.contentType, fileInfo: info,
-                                                    maxBytesPerSecond: options.maxBytesPerSecond, progress: { progress in
+                                                    retention: options.retention, maxBytesPerSecond: options.maxBytesPerSecond, progress: { progress in
                 tracker.inFlight(part: 1, bytes: progress.uploaded)
                 return true
             })
@@ -194,7 +198,8 @@ public final class UploadEngine: Sendable {
             var fileInfo = info
             fileInfo["large_file_sha1"] = hashes.whole
             try await cancelStaleUploads(bucket: bucket, fileName: fileName)
-            let started = try await client.startLargeFile(bucketID: bucket.bucketId, fileName: fileName, contentType: options.contentType, fileInfo: fileInfo)
+            let started = try await client.startLargeFile(bucketID: bucket.bucketId, fileName: fileName, contentType: options.contentType, fileInfo: fileInfo,
+                                                          retention: options.retention)
             guard let fileID = started.fileId else { throw B2Error.invalidResponse(operation: "b2_start_large_file", detail: "no fileId") }
             let new = LargeUploadRecord(bucketID: bucket.bucketId, fileName: fileName, fileID: fileID, localPath: local.path, fileSize: local.size,
                                         modifiedMillis: local.modifiedMillis, partSize: partSize, sha1: hashes.whole, partSHA1s: hashes.parts)

@@ -13,6 +13,7 @@ enum APIRoutes {
         "b2_authorize_account", "b2_list_buckets", "b2_get_upload_url", "b2_start_large_file", "b2_get_upload_part_url",
         "b2_finish_large_file", "b2_cancel_large_file", "b2_list_parts", "b2_list_unfinished_large_files",
         "b2_list_file_names", "b2_list_file_versions", "b2_hide_file", "b2_delete_file_version", "b2_get_file_info",
+        "b2_update_file_retention",
     ]
     /// JSON bodies are small; the largest, a finish with 10 000 SHA-1s, is under 0.5 MB.
     static let jsonBodyLimit = 4 << 20
@@ -71,7 +72,8 @@ enum APIRoutes {
             result = try await state.getUploadURL(caller, apiVersion: version, bucketID: try p.requiredString("bucketId"))
         case "b2_start_large_file":
             result = try await state.startLargeFile(caller, bucketID: try p.requiredString("bucketId"), fileName: try p.requiredString("fileName"),
-                                                    contentType: try p.requiredString("contentType"), fileInfo: try p.stringMap("fileInfo") ?? [:])
+                                                    contentType: try p.requiredString("contentType"), fileInfo: try p.stringMap("fileInfo") ?? [:],
+                                                    retention: try ObjectLock.parse(p.json("fileRetention")))
         case "b2_get_upload_part_url":
             result = try await state.getUploadPartURL(caller, apiVersion: version, fileID: try p.requiredString("fileId"))
         case "b2_finish_large_file":
@@ -93,8 +95,12 @@ enum APIRoutes {
         case "b2_hide_file":
             result = try await state.hideFile(caller, bucketID: try p.requiredString("bucketId"), fileName: try p.requiredString("fileName"))
         case "b2_delete_file_version":
-            _ = try p.bool("bypassGovernance") // accepted; nothing here is under Object Lock
-            result = try await state.deleteFileVersion(caller, fileName: try p.requiredString("fileName"), fileID: try p.requiredString("fileId"))
+            result = try await state.deleteFileVersion(caller, fileName: try p.requiredString("fileName"), fileID: try p.requiredString("fileId"),
+                                                       bypassGovernance: try p.bool("bypassGovernance") ?? false)
+        case "b2_update_file_retention":
+            guard let retention = p.json("fileRetention") else { throw B2Error.missingField("fileRetention") }
+            result = try await state.updateFileRetention(caller, fileName: try p.requiredString("fileName"), fileID: try p.requiredString("fileId"),
+                                                         retention: try ObjectLock.parse(retention), bypassGovernance: try p.bool("bypassGovernance") ?? false)
         case "b2_get_file_info":
             result = try await state.getFileInfo(caller, fileID: try p.requiredString("fileId"))
         default:

@@ -58,6 +58,36 @@ public final class B2Simulator: Sendable {
         ]
     }
 
+    /// Object Lock retention modes: governance can be lifted by a key with `bypassGovernance`, compliance by no one.
+    /// - SeeAlso: https://www.backblaze.com/docs/cloud-storage-object-lock
+    public enum RetentionMode: String, Sendable, Hashable {
+        case governance, compliance
+    }
+
+    /// A file's Object Lock retention.
+    public struct Retention: Sendable, Hashable {
+        public var mode: RetentionMode
+        /// Milliseconds since 1970 (UTC); the lock ends then.
+        public var retainUntilTimestamp: Int
+
+        public init(mode: RetentionMode, retainUntilTimestamp: Int) {
+            self.mode = mode
+            self.retainUntilTimestamp = retainUntilTimestamp
+        }
+    }
+
+    /// A bucket's default retention (`b2_update_bucket` `defaultRetention`), given to files uploaded without one.
+    public struct DefaultRetention: Sendable, Hashable {
+        public var mode: RetentionMode
+        /// Counted from the upload; reported as `period {duration, unit: "days"}`.
+        public var days: Int
+
+        public init(mode: RetentionMode, days: Int) {
+            self.mode = mode
+            self.days = days
+        }
+    }
+
     /// Accounts, buckets and limits. The defaults are B2's published values.
     public struct Configuration: Sendable {
         public var accounts: [Account]
@@ -74,6 +104,12 @@ public final class B2Simulator: Sendable {
         /// With `X-Bz-Test-Mode: fail_some_uploads` (or `expire_some_account_authorization_tokens`), every
         /// this-many-th such request fails. B2 fails "some" at random; a fixed interval keeps tests repeatable.
         public var testModeFailureInterval: Int
+        /// Buckets (from ``buckets``) created with Object Lock enabled; only their files may carry a retention.
+        public var objectLockBuckets: Set<String>
+        /// Default retention of Object Lock buckets, by bucket name.
+        public var defaultRetention: [String: DefaultRetention]
+        /// The service's clock: upload timestamps and when retentions end. Tests move it instead of sleeping.
+        public var now: @Sendable () -> Date
 
         public init(accounts: [Account] = [Account(keyID: "sim-master-key-id", applicationKey: "sim-master-application-key")],
                     buckets: [String] = ["sim-bucket"],
@@ -81,7 +117,10 @@ public final class B2Simulator: Sendable {
                     absoluteMinimumPartSize: Int = 5_000_000,
                     storageDirectory: URL = FileManager.default.temporaryDirectory,
                     maxSimpleUploadBytes: Int = 5_000_000_000,
-                    testModeFailureInterval: Int = 3) {
+                    testModeFailureInterval: Int = 3,
+                    objectLockBuckets: Set<String> = [],
+                    defaultRetention: [String: DefaultRetention] = [:],
+                    now: @escaping @Sendable () -> Date = { Date() }) {
             self.accounts = accounts
             self.buckets = buckets
             self.recommendedPartSize = recommendedPartSize
@@ -89,6 +128,9 @@ public final class B2Simulator: Sendable {
             self.storageDirectory = storageDirectory
             self.maxSimpleUploadBytes = maxSimpleUploadBytes
             self.testModeFailureInterval = testModeFailureInterval
+            self.objectLockBuckets = objectLockBuckets
+            self.defaultRetention = defaultRetention
+            self.now = now
         }
     }
 
@@ -172,6 +214,13 @@ public final class B2Simulator: Sendable {
             throw B2SimulatorError("part sizes must satisfy 0 < absoluteMinimumPartSize <= recommendedPartSize")
         }
         guard configuration.testModeFailureInterval > 0 else { throw B2SimulatorError("testModeFailureInterval must be positive") }
+        if let bucket = configuration.objectLockBuckets.first(where: { !configuration.buckets.contains($0) }) {
+            throw B2SimulatorError("Object Lock bucket \(bucket) is not in the configuration")
+        }
+        for (bucket, retention) in configuration.defaultRetention {
+            guard configuration.objectLockBuckets.contains(bucket) else { throw B2SimulatorError("bucket \(bucket) has a default retention but no Object Lock") }
+            guard retention.days > 0 else { throw B2SimulatorError("the default retention of \(bucket) must be at least one day") }
+        }
     }
 
     /// Runs the three servers in background tasks.
@@ -257,6 +306,8 @@ public struct SimulatedFile: Sendable, Hashable {
     public let fileInfo: [String: String]
     /// Milliseconds since 1970 (UTC).
     public let uploadTimestamp: Int
+    /// Object Lock retention, its own or the bucket's default; nil when none was set.
+    public let retention: B2Simulator.Retention?
 }
 
 /// Why the simulator could not be set up or inspected.
@@ -279,6 +330,11 @@ final class Endpoints: Sendable {
     }
 
     var current: URLs { urls.withLock { $0 } }
+}
+
+extension B2Simulator.Configuration {
+    /// ``now`` in milliseconds since 1970, B2's unit for timestamps.
+    var nowMillis: Int { Int(now().timeIntervalSince1970 * 1000) }
 }
 
 /// What every handler needs.

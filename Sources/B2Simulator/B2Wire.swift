@@ -253,6 +253,9 @@ struct Parameters: Sendable {
         }
     }
 
+    /// A value as sent (`fileRetention`), for callers that check its shape themselves.
+    func json(_ key: String) -> JSON? { values[key] }
+
     /// A JSON object of string values (`fileInfo`).
     func stringMap(_ key: String) throws(B2Error) -> [String: String]? {
         switch values[key] {

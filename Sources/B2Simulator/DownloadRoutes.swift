@@ -34,8 +34,8 @@ enum DownloadRoutes {
         }
         guard !fileName.isEmpty else { throw B2Error.badRequest("the URL names no file") }
         let caller = try await context.state.authenticate(authorization(request))
-        let (version, _) = try await context.state.downloadTarget(caller, bucketName: bucketName, fileName: fileName)
-        return try await serve(version, operation: operation, request, context)
+        let (version, bucket) = try await context.state.downloadTarget(caller, bucketName: bucketName, fileName: fileName)
+        return try await serve(version, lockHeaders: ObjectLock.downloadHeaders(version, bucket: bucket, caller: caller), operation: operation, request, context)
     }
 
     private static func byID(_ request: HTTPRequest, _ context: HandlerContext) async throws -> HTTPResponse {
@@ -48,8 +48,8 @@ enum DownloadRoutes {
         let body = try await request.body.collect()
         let fileID = try Parameters.read(request, body: body).requiredString("fileId")
         let caller = try await context.state.authenticate(authorization(request))
-        let (version, _) = try await context.state.downloadTarget(caller, fileID: fileID)
-        return try await serve(version, operation: operation, request, context)
+        let (version, bucket) = try await context.state.downloadTarget(caller, fileID: fileID)
+        return try await serve(version, lockHeaders: ObjectLock.downloadHeaders(version, bucket: bucket, caller: caller), operation: operation, request, context)
     }
 
     /// The account token from the header, or from `?Authorization=` as B2 allows for private buckets.
@@ -57,7 +57,8 @@ enum DownloadRoutes {
         request.headers["Authorization"] ?? request.query("Authorization")
     }
 
-    private static func serve(_ version: SimulatorState.Version, operation: String, _ request: HTTPRequest, _ context: HandlerContext) async throws -> HTTPResponse {
+    private static func serve(_ version: SimulatorState.Version, lockHeaders: [(String, String)], operation: String, _ request: HTTPRequest,
+                              _ context: HandlerContext) async throws -> HTTPResponse {
         if await context.faults.resetPoint(operation) != nil { throw AbortConnection() }
         let size = version.contentLength
         var headers = HTTPHeaders()
@@ -68,6 +69,7 @@ enum DownloadRoutes {
         headers.add("X-Bz-Content-Sha1", version.contentSha1)
         headers.add("X-Bz-Upload-Timestamp", String(version.uploadTimestamp))
         headers.add("X-Bz-Server-Side-Encryption", "AES256")
+        for (name, value) in lockHeaders { headers.add(name, value) }
         for (key, value) in version.fileInfo.sorted(by: { $0.key < $1.key }) {
             if let special = FileRules.specialKeys[key] {
                 headers.add(special, value)

@@ -21,9 +21,10 @@ enum FileRules {
         "b2-cache-control": "Cache-Control", "b2-content-encoding": "Content-Encoding",
     ]
 
-    /// Lower-cases the keys and checks them, and the 7000-byte limit on the name plus info.
+    /// Lower-cases the keys and checks them, and the limit on the name plus info: 7000 bytes, 2048 with Object Lock.
     /// - SeeAlso: https://www.backblaze.com/docs/cloud-storage-add-file-information-with-the-native-api
-    static func normalizedInfo(_ info: [String: String], fileName: String) throws(B2Error) -> [String: String] {
+    static func normalizedInfo(_ info: [String: String], fileName: String, withRetention: Bool = false) throws(B2Error) -> [String: String] {
+        let limit = withRetention ? ObjectLock.maxInfoBytes : SimulatorState.maxInfoBytes
         var normalized: [String: String] = [:]
         var total = fileName.utf8.count
         for (key, value) in info {
@@ -38,8 +39,8 @@ enum FileRules {
             normalized[lower] = value
             total += lower.utf8.count + value.utf8.count
         }
-        guard total <= SimulatorState.maxInfoBytes else {
-            throw B2Error.badRequest("the file name and file info take \(total) bytes; the limit is \(SimulatorState.maxInfoBytes)")
+        guard total <= limit else {
+            throw B2Error.badRequest("the file name and file info take \(total) bytes; the limit is \(limit)")
         }
         return normalized
     }

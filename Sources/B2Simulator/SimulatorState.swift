@@ -13,6 +13,8 @@ actor SimulatorState {
         let id: String
         let name: String
         let accountID: String
+        var objectLock = false
+        var defaultRetention: B2Simulator.DefaultRetention?
     }
 
     /// A stretch of a file's contents: a whole small file, or one part of a finished large file.
@@ -33,6 +35,7 @@ actor SimulatorState {
         let fileInfo: [String: String]
         let uploadTimestamp: Int
         var segments: [Segment]
+        var retention: B2Simulator.Retention?
     }
 
     struct Part: Sendable {
@@ -97,7 +100,8 @@ actor SimulatorState {
         let owner = configuration.accounts[0].accountID
         // Bucket IDs are 24 hex digits like B2's, derived from the name so runs are repeatable.
         buckets = configuration.buckets.map { name in
-            Bucket(id: String(StreamingDigest.sha1Hex(Array("bucket:\(name)".utf8)).prefix(24)), name: name, accountID: owner)
+            Bucket(id: String(StreamingDigest.sha1Hex(Array("bucket:\(name)".utf8)).prefix(24)), name: name, accountID: owner,
+                   objectLock: configuration.objectLockBuckets.contains(name), defaultRetention: configuration.defaultRetention[name])
         }
     }
 
@@ -125,7 +129,7 @@ actor SimulatorState {
         return sequence
     }
 
-    private static func now() -> Int { Int(Date().timeIntervalSince1970 * 1000) }
+    private func now() -> Int { configuration.nowMillis }
 
     private static func padded(_ digits: String, _ width: Int) -> String {
         String(repeating: "0", count: max(0, width - digits.count)) + digits
@@ -243,10 +247,7 @@ actor SimulatorState {
             ])),
             ("fileLockConfiguration", .object([
                 ("isClientAuthorizedToRead", .bool(readRetentions)),
-                ("value", readRetentions ? .object([
-                    ("defaultRetention", .object([("mode", .null), ("period", .null)])),
-                    ("isFileLockEnabled", .bool(false)),
-                ]) : .null),
+                ("value", readRetentions ? ObjectLock.bucketJSON(bucket) : .null),
             ])),
             ("lifecycleRules", .array([])),
             ("options", .array([.string("s3")])),
@@ -277,7 +278,7 @@ actor SimulatorState {
             ("fileName", .string(version.name)),
             ("fileRetention", .object([
                 ("isClientAuthorizedToRead", .bool(readRetention)),
-                ("value", readRetention ? .object([("mode", .null), ("retainUntilTimestamp", .null)]) : .null),
+                ("value", readRetention ? ObjectLock.json(version.retention) : .null),
             ])),
             ("legalHold", .object([("isClientAuthorizedToRead", .bool(readLegalHold)), ("value", .null)])),
             ("replicationStatus", .null),
@@ -291,7 +292,7 @@ actor SimulatorState {
         SimulatedFile(fileID: version.id, fileName: version.name, bucketID: version.bucketID, action: version.action,
                       contentType: version.contentType, contentLength: version.contentLength,
                       contentSha1: version.action == .hide ? nil : version.contentSha1,
-                      fileInfo: version.fileInfo, uploadTimestamp: version.uploadTimestamp)
+                      fileInfo: version.fileInfo, uploadTimestamp: version.uploadTimestamp, retention: version.retention)
     }
 
     /// A bucket's versions in listing order: name (UTF-8 bytes), then newest first.
@@ -377,7 +378,7 @@ actor SimulatorState {
 
     /// Stores a finished `b2_upload_file` body (already verified) as a new version.
     func commitFile(_ ticket: UploadTicket, name: String, contentType: String, sha1: String, length: Int,
-                    fileInfo: [String: String], temporary: URL) throws(B2Error) -> JSON {
+                    fileInfo: [String: String], retention: B2Simulator.Retention?, temporary: URL) throws(B2Error) -> JSON {
         let caller = Caller(token: ticket.token, account: ticket.account)
         do {
             try checkNamePrefix(name, caller)
@@ -388,9 +389,11 @@ actor SimulatorState {
         let id = newFileID(bucket: ticket.bucket)
         let path = storage.appendingPathComponent("files/\(id)")
         try move(temporary, to: path)
+        let uploaded = now()
         let version = Version(id: id, bucketID: ticket.bucket.id, accountID: ticket.bucket.accountID, name: name, action: .upload,
                               contentType: contentType, contentLength: length, contentSha1: sha1, fileInfo: fileInfo,
-                              uploadTimestamp: Self.now(), segments: [Segment(path: path, length: length)])
+                              uploadTimestamp: uploaded, segments: [Segment(path: path, length: length)],
+                              retention: ObjectLock.effective(retention, bucket: ticket.bucket, uploadTimestamp: uploaded))
         versions[id] = version
         return fileJSON(version, caller)
     }
@@ -406,7 +409,7 @@ actor SimulatorState {
         try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let path = folder.appendingPathComponent("\(partNumber)-\(nextSequence())")
         try move(temporary, to: path)
-        let part = Part(number: partNumber, length: length, sha1: sha1, path: path, uploadTimestamp: Self.now())
+        let part = Part(number: partNumber, length: length, sha1: sha1, path: path, uploadTimestamp: now())
         if let previous = parts[file.id]?[partNumber] { try? FileManager.default.removeItem(at: previous.path) }
         parts[file.id, default: [:]][partNumber] = part
         return partJSON(part, fileID: file.id)
@@ -443,17 +446,21 @@ actor SimulatorState {
         return file
     }
 
-    /// `b2_start_large_file`: the file info (including `large_file_sha1`) is fixed here.
+    /// `b2_start_large_file`: the file info (including `large_file_sha1`) and the retention are fixed here.
     /// - SeeAlso: https://www.backblaze.com/apidocs/b2-start-large-file
-    func startLargeFile(_ caller: Caller, bucketID: String, fileName: String, contentType: String, fileInfo: [String: String]) throws(B2Error) -> JSON {
+    func startLargeFile(_ caller: Caller, bucketID: String, fileName: String, contentType: String, fileInfo: [String: String],
+                        retention: B2Simulator.Retention? = nil) throws(B2Error) -> JSON {
         try require("writeFiles", caller)
         let bucket = try bucket(id: bucketID, for: caller)
         try FileRules.validate(name: fileName)
         try checkNamePrefix(fileName, caller)
-        let info = try FileRules.normalizedInfo(fileInfo, fileName: fileName)
+        let info = try FileRules.normalizedInfo(fileInfo, fileName: fileName, withRetention: retention != nil)
+        let started = now()
+        try ObjectLock.checkNew(retention, bucket: bucket, account: caller.account, now: started)
         let version = Version(id: newFileID(bucket: bucket), bucketID: bucket.id, accountID: bucket.accountID, name: fileName, action: .start,
                               contentType: FileRules.resolveContentType(contentType, fileName: fileName), contentLength: 0,
-                              contentSha1: "none", fileInfo: info, uploadTimestamp: Self.now(), segments: [])
+                              contentSha1: "none", fileInfo: info, uploadTimestamp: started, segments: [],
+                              retention: ObjectLock.effective(retention, bucket: bucket, uploadTimestamp: started))
         versions[version.id] = version
         parts[version.id] = [:]
         return fileJSON(version, caller)
@@ -631,14 +638,14 @@ actor SimulatorState {
         guard newest.action != .hide else { throw B2Error(400, "already_hidden", "File already hidden: \(fileName)") }
         let marker = Version(id: newFileID(bucket: bucket), bucketID: bucket.id, accountID: bucket.accountID, name: fileName, action: .hide,
                              contentType: "application/x-bz-hide-marker", contentLength: 0, contentSha1: "none", fileInfo: [:],
-                             uploadTimestamp: Self.now(), segments: [])
+                             uploadTimestamp: now(), segments: [])
         versions[marker.id] = marker
         return fileJSON(marker, caller)
     }
 
-    /// `b2_delete_file_version`: removes one version; an unfinished large file is cancelled.
+    /// `b2_delete_file_version`: removes one version; an unfinished large file is cancelled. Object Lock may refuse.
     /// - SeeAlso: https://www.backblaze.com/apidocs/b2-delete-file-version
-    func deleteFileVersion(_ caller: Caller, fileName: String, fileID: String) throws(B2Error) -> JSON {
+    func deleteFileVersion(_ caller: Caller, fileName: String, fileID: String, bypassGovernance: Bool = false) throws(B2Error) -> JSON {
         try require("deleteFiles", caller)
         guard let file = versions[fileID], file.name == fileName,
               let bucket = buckets.first(where: { $0.id == file.bucketID }), bucket.accountID == caller.account.accountID else {
@@ -646,8 +653,29 @@ actor SimulatorState {
         }
         try checkRestriction(bucket, caller)
         try checkNamePrefix(fileName, caller)
+        try ObjectLock.checkDelete(file, bypassGovernance: bypassGovernance, caller: caller, now: now())
         discard(file)
         return .object([("fileId", .string(fileID)), ("fileName", .string(fileName))])
+    }
+
+    /// `b2_update_file_retention`: sets, extends, shortens or removes (mode null) a file's retention.
+    /// - SeeAlso: https://www.backblaze.com/apidocs/b2-update-file-retention
+    func updateFileRetention(_ caller: Caller, fileName: String, fileID: String, retention: B2Simulator.Retention?,
+                             bypassGovernance: Bool) throws(B2Error) -> JSON {
+        try require("writeFileRetentions", caller)
+        guard var file = versions[fileID], file.name == fileName, file.action == .upload,
+              let bucket = buckets.first(where: { $0.id == file.bucketID }), bucket.accountID == caller.account.accountID else {
+            throw B2Error(400, "file_not_present", "File not present: \(fileName) \(fileID)")
+        }
+        try checkRestriction(bucket, caller)
+        try checkNamePrefix(fileName, caller)
+        guard bucket.objectLock else { throw ObjectLock.notEnabled(bucket) }
+        let current = now()
+        try ObjectLock.checkNew(retention, bucket: bucket, account: caller.account, now: current)
+        try ObjectLock.checkUpdate(from: file.retention, to: retention, bypassGovernance: bypassGovernance, caller: caller, now: current)
+        file.retention = retention
+        versions[fileID] = file
+        return .object([("fileId", .string(fileID)), ("fileName", .string(fileName)), ("fileRetention", ObjectLock.json(retention))])
     }
 
     /// `b2_get_file_info`: any version, including hide markers and unfinished large files.

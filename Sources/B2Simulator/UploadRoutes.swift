@@ -37,6 +37,7 @@ enum UploadRoutes {
         var fileName = ""
         var contentType = ""
         var fileInfo: [String: String] = [:]
+        var retention: B2Simulator.Retention?
         var partNumber = 0
         var claim = Sha1Claim.unverified
         var declaredLength = 0
@@ -71,7 +72,7 @@ enum UploadRoutes {
 
     private static func receive(_ request: HTTPRequest, operation: String, ticket: SimulatorState.UploadTicket, _ context: HandlerContext) async throws -> HTTPResponse {
         let isPart = operation == "b2_upload_part"
-        let plan = try makePlan(request, isPart: isPart, context)
+        let plan = try makePlan(request, isPart: isPart, ticket: ticket, context)
         let temporary = context.temporaryDirectory.appendingPathComponent(UUID().uuidString)
         let received: BodyReceiver.Received
         do {
@@ -106,14 +107,14 @@ enum UploadRoutes {
             // B2 reports an unchecked SHA-1 with this prefix; b2sdk and rclone strip it.
             let sha1 = plan.claim == .unverified ? "unverified:\(received.sha1)" : received.sha1
             json = try await context.state.commitFile(ticket, name: plan.fileName, contentType: plan.contentType, sha1: sha1,
-                                                      length: plan.dataLength, fileInfo: plan.fileInfo, temporary: temporary)
+                                                      length: plan.dataLength, fileInfo: plan.fileInfo, retention: plan.retention, temporary: temporary)
         }
         context.logger.debug("B2 upload stored", metadata: ["b2.operation": "\(operation)", "b2.bytes": "\(plan.dataLength)"])
         return .b2JSON(json)
     }
 
     /// Checks the headers B2 requires, in the order a body-less refusal is cheapest.
-    private static func makePlan(_ request: HTTPRequest, isPart: Bool, _ context: HandlerContext) throws(B2Error) -> Plan {
+    private static func makePlan(_ request: HTTPRequest, isPart: Bool, ticket: SimulatorState.UploadTicket, _ context: HandlerContext) throws(B2Error) -> Plan {
         let headers = request.headers
         var plan = Plan()
         // "Content-Length: required … chunked transfer encoding is not supported."
@@ -168,7 +169,9 @@ enum UploadRoutes {
             guard info[key.lowercased()] == nil else { throw B2Error.badRequest("\(field.name) is given twice") }
             info[key.lowercased()] = value
         }
-        plan.fileInfo = try FileRules.normalizedInfo(info, fileName: name)
+        plan.retention = try ObjectLock.parse(headers)
+        plan.fileInfo = try FileRules.normalizedInfo(info, fileName: name, withRetention: plan.retention != nil)
+        try ObjectLock.checkNew(plan.retention, bucket: ticket.bucket, account: ticket.account, now: context.configuration.nowMillis)
         return plan
     }
 }

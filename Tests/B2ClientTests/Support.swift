@@ -48,16 +48,18 @@ func sha1(ofFile path: String) throws -> String {
 }
 
 /// A simulator with one bucket-restricted key, small part sizes so tests stay small, and a client for it.
+/// - Parameter objectLock: the key's bucket has Object Lock.
 func withSimulator<T>(recommendedPartSize: Int = 1_000_000, minimumPartSize: Int = 100_000,
+                      capabilities: [String] = B2Simulator.Account.bucketKeyCapabilities, objectLock: Bool = false,
                       _ body: (B2Simulator, B2Client, TemporaryDirectory) async throws -> T) async throws -> T {
     let directory = try TemporaryDirectory()
     let storage = directory.url.appendingPathComponent("simulator")
     try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
     let account = B2Simulator.Account(keyID: keyID, applicationKey: applicationKey, restrictedToBucket: bucketName,
-                                      capabilities: B2Simulator.Account.bucketKeyCapabilities)
+                                      capabilities: capabilities)
     let simulator = try B2Simulator(configuration: .init(accounts: [account], buckets: [bucketName, "other-bucket"],
                                                          recommendedPartSize: recommendedPartSize, absoluteMinimumPartSize: minimumPartSize,
-                                                         storageDirectory: storage), logger: quietLogger)
+                                                         storageDirectory: storage, objectLockBuckets: objectLock ? [bucketName] : []), logger: quietLogger)
     simulator.start()
     let client = B2Client(credentials: B2Credentials(keyID: keyID, applicationKey: applicationKey), realm: simulator.realmURL,
                           retryPolicy: testRetryPolicy, logger: quietLogger)
