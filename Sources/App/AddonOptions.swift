@@ -55,6 +55,30 @@ public struct AddonOptions: Sendable, Equatable {
     public var notifyOnSuccess: Bool
     public var staleAfterHours: Int
 
+    // Retention in B2, as restic's `forget`: a backup is kept if any rule keeps it; 0 turns a rule off.
+    /// Keeps the N newest backups.
+    public var keepLast: Int
+    /// Keeps the newest backup of each of the last N days that have backups (Home Assistant's time zone).
+    public var keepDaily: Int
+    /// Keeps the newest backup of each of the last N ISO weeks that have backups.
+    public var keepWeekly: Int
+    /// Keeps the newest backup of each of the last N months that have backups.
+    public var keepMonthly: Int
+    /// Keeps the newest backup of each of the last N years that have backups.
+    public var keepYearly: Int
+
+    // Retention in Home Assistant (Settings → System → Backups); all 0 keeps every local backup.
+    public var localKeepLast: Int
+    public var localKeepDaily: Int
+    public var localKeepWeekly: Int
+    public var localKeepMonthly: Int
+    /// Retention also deletes backups this add-on did not make.
+    public var manageOtherBackups: Bool
+    /// "delete" (every version of the file) or "hide" (the bucket's lifecycle rules delete it) (`b2DeletionModes`).
+    public var b2Deletion: String
+    /// Days each upload is locked (Object Lock) against deletion; 0 = no lock.
+    public var immutableDays: Int
+
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
     /// Shorter bearer tokens are too easy to guess for an API that can delete backups.
     public static let minimumAPITokenLength = 16
@@ -67,6 +91,10 @@ public struct AddonOptions: Sendable, Equatable {
     public static let scheduleRandomDelayRange = 0...240
     public static let uploadConcurrencyRange = 1...16
     public static let staleAfterHoursRange = 1...8760
+    public static let keepRange = 0...1000
+    public static let localKeepRange = 0...100
+    public static let b2DeletionModes = ["delete", "hide"]
+    public static let immutableDaysRange = 0...3650
 
     public init(b2KeyID: String? = nil, b2Key: String? = nil, b2Bucket: String? = nil, b2Prefix: String = "homeassistant",
                 apiToken: String? = nil, logLevel: Logger.Level = .info,
@@ -75,7 +103,10 @@ public struct AddonOptions: Sendable, Equatable {
                 backupType: String = "full", excludeAddons: [String] = [], excludeFolders: [String] = [], excludeDatabase: Bool = false,
                 backupPassword: String? = nil, backupName: String = "B2 {date} {type}", keepLocal: Bool = true,
                 uploadConcurrency: Int = 4, uploadLimitKbps: Int = 0,
-                notifyService: String? = nil, notifyOnSuccess: Bool = false, staleAfterHours: Int = 48) {
+                notifyService: String? = nil, notifyOnSuccess: Bool = false, staleAfterHours: Int = 48,
+                keepLast: Int = 0, keepDaily: Int = 7, keepWeekly: Int = 4, keepMonthly: Int = 6, keepYearly: Int = 0,
+                localKeepLast: Int = 3, localKeepDaily: Int = 0, localKeepWeekly: Int = 0, localKeepMonthly: Int = 0,
+                manageOtherBackups: Bool = false, b2Deletion: String = "delete", immutableDays: Int = 0) {
         self.b2KeyID = b2KeyID
         self.b2Key = b2Key
         self.b2Bucket = b2Bucket
@@ -99,6 +130,23 @@ public struct AddonOptions: Sendable, Equatable {
         self.notifyService = notifyService
         self.notifyOnSuccess = notifyOnSuccess
         self.staleAfterHours = staleAfterHours
+        self.keepLast = keepLast
+        self.keepDaily = keepDaily
+        self.keepWeekly = keepWeekly
+        self.keepMonthly = keepMonthly
+        self.keepYearly = keepYearly
+        self.localKeepLast = localKeepLast
+        self.localKeepDaily = localKeepDaily
+        self.localKeepWeekly = localKeepWeekly
+        self.localKeepMonthly = localKeepMonthly
+        self.manageOtherBackups = manageOtherBackups
+        self.b2Deletion = b2Deletion
+        self.immutableDays = immutableDays
+    }
+
+    /// All B2 `keep_*` rules are 0: every backup in B2 is kept.
+    public var retentionOff: Bool {
+        keepLast == 0 && keepDaily == 0 && keepWeekly == 0 && keepMonthly == 0 && keepYearly == 0
     }
 
     /// `upload_limit_kbps` in bytes per second, or nil for unlimited.
@@ -177,6 +225,21 @@ public struct AddonOptions: Sendable, Equatable {
         options.notifyService = try optionalString(values, "notify_service")
         if let notify = try bool(values, "notify_on_success") { options.notifyOnSuccess = notify }
         if let hours = try integer(values, "stale_after_hours", in: staleAfterHoursRange) { options.staleAfterHours = hours }
+        if let keep = try integer(values, "keep_last", in: keepRange) { options.keepLast = keep }
+        if let keep = try integer(values, "keep_daily", in: keepRange) { options.keepDaily = keep }
+        if let keep = try integer(values, "keep_weekly", in: keepRange) { options.keepWeekly = keep }
+        if let keep = try integer(values, "keep_monthly", in: keepRange) { options.keepMonthly = keep }
+        if let keep = try integer(values, "keep_yearly", in: keepRange) { options.keepYearly = keep }
+        if let keep = try integer(values, "local_keep_last", in: localKeepRange) { options.localKeepLast = keep }
+        if let keep = try integer(values, "local_keep_daily", in: localKeepRange) { options.localKeepDaily = keep }
+        if let keep = try integer(values, "local_keep_weekly", in: localKeepRange) { options.localKeepWeekly = keep }
+        if let keep = try integer(values, "local_keep_monthly", in: localKeepRange) { options.localKeepMonthly = keep }
+        if let manage = try bool(values, "manage_other_backups") { options.manageOtherBackups = manage }
+        if let mode = try optionalString(values, "b2_deletion") {
+            try checkMembers([mode], of: b2DeletionModes, option: "b2_deletion")
+            options.b2Deletion = mode
+        }
+        if let days = try integer(values, "immutable_days", in: immutableDaysRange) { options.immutableDays = days }
         try options.validate()
         return options
     }
@@ -349,6 +412,11 @@ extension AddonOptions: CustomStringConvertible, CustomReflectable {
             ("excludeDatabase", "\(excludeDatabase)"), ("backupPassword", secret(backupPassword)), ("backupName", text(backupName)),
             ("keepLocal", "\(keepLocal)"), ("uploadConcurrency", "\(uploadConcurrency)"), ("uploadLimitKbps", "\(uploadLimitKbps)"),
             ("notifyService", text(notifyService)), ("notifyOnSuccess", "\(notifyOnSuccess)"), ("staleAfterHours", "\(staleAfterHours)"),
+            ("keepLast", "\(keepLast)"), ("keepDaily", "\(keepDaily)"), ("keepWeekly", "\(keepWeekly)"),
+            ("keepMonthly", "\(keepMonthly)"), ("keepYearly", "\(keepYearly)"),
+            ("localKeepLast", "\(localKeepLast)"), ("localKeepDaily", "\(localKeepDaily)"),
+            ("localKeepWeekly", "\(localKeepWeekly)"), ("localKeepMonthly", "\(localKeepMonthly)"),
+            ("manageOtherBackups", "\(manageOtherBackups)"), ("b2Deletion", text(b2Deletion)), ("immutableDays", "\(immutableDays)"),
         ]
     }
 

@@ -107,6 +107,17 @@ import Testing
          AddonOptions(notifyService: "notify.mobile_app_phone", notifyOnSuccess: true)),
         (#"{"notify_service": ""}"#, AddonOptions()),
         (#"{"schedule_times": null, "upload_concurrency": null, "keep_local": null}"#, AddonOptions()),
+        (#"{"keep_last": 1000, "keep_daily": 0, "keep_weekly": 52, "keep_monthly": 12.0, "keep_yearly": 10}"#,
+         AddonOptions(keepLast: 1000, keepDaily: 0, keepWeekly: 52, keepMonthly: 12, keepYearly: 10)),
+        (#"{"keep_last": 0, "keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0, "keep_yearly": 0}"#,
+         AddonOptions(keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0)),
+        (#"{"local_keep_last": 0, "local_keep_daily": 100, "local_keep_weekly": 4, "local_keep_monthly": 1}"#,
+         AddonOptions(localKeepLast: 0, localKeepDaily: 100, localKeepWeekly: 4, localKeepMonthly: 1)),
+        (#"{"local_keep_last": 100}"#, AddonOptions(localKeepLast: 100)),
+        (#"{"manage_other_backups": true, "b2_deletion": " hide ", "immutable_days": 3650}"#,
+         AddonOptions(manageOtherBackups: true, b2Deletion: "hide", immutableDays: 3650)),
+        (#"{"b2_deletion": "delete", "immutable_days": 0}"#, AddonOptions(b2Deletion: "delete", immutableDays: 0)),
+        (#"{"b2_deletion": "", "keep_daily": null, "local_keep_last": null, "manage_other_backups": null}"#, AddonOptions()),
     ])
     func pipelineOptionsAreParsed(json: String, expected: AddonOptions) throws {
         #expect(try parse(json) == expected)
@@ -165,6 +176,33 @@ import Testing
         (#"{"notify_on_success": "true"}"#, "notify_on_success", "must be a boolean"),
         (#"{"stale_after_hours": 0}"#, "stale_after_hours", "between 1 and 8760"),
         (#"{"stale_after_hours": 8761}"#, "stale_after_hours", "between 1 and 8760"),
+        (#"{"keep_last": -1}"#, "keep_last", "between 0 and 1000"),
+        (#"{"keep_last": 1001}"#, "keep_last", "between 0 and 1000"),
+        (#"{"keep_daily": 1001}"#, "keep_daily", "between 0 and 1000"),
+        (#"{"keep_daily": -7}"#, "keep_daily", "between 0 and 1000"),
+        (#"{"keep_daily": 7.5}"#, "keep_daily", "must be an integer"),
+        (#"{"keep_daily": "7"}"#, "keep_daily", "must be an integer"),
+        (#"{"keep_weekly": 1001}"#, "keep_weekly", "between 0 and 1000"),
+        (#"{"keep_weekly": true}"#, "keep_weekly", "must be an integer"),
+        (#"{"keep_monthly": 1001}"#, "keep_monthly", "between 0 and 1000"),
+        (#"{"keep_monthly": 1e30}"#, "keep_monthly", "is too large; it must be between 0 and 1000"),
+        (#"{"keep_yearly": 1001}"#, "keep_yearly", "between 0 and 1000"),
+        (#"{"keep_yearly": [1]}"#, "keep_yearly", "must be an integer"),
+        (#"{"local_keep_last": 101}"#, "local_keep_last", "between 0 and 100"),
+        (#"{"local_keep_last": -1}"#, "local_keep_last", "between 0 and 100"),
+        (#"{"local_keep_last": "3"}"#, "local_keep_last", "must be an integer"),
+        (#"{"local_keep_daily": 101}"#, "local_keep_daily", "between 0 and 100"),
+        (#"{"local_keep_weekly": 101}"#, "local_keep_weekly", "between 0 and 100"),
+        (#"{"local_keep_monthly": 101}"#, "local_keep_monthly", "between 0 and 100"),
+        (#"{"local_keep_monthly": 0.5}"#, "local_keep_monthly", "must be an integer"),
+        (#"{"manage_other_backups": "true"}"#, "manage_other_backups", "must be a boolean"),
+        (#"{"manage_other_backups": 1}"#, "manage_other_backups", "must be a boolean"),
+        (#"{"b2_deletion": "remove"}"#, "b2_deletion", "is not one of delete, hide"),
+        (#"{"b2_deletion": "Hide"}"#, "b2_deletion", "is not one of delete, hide"),
+        (#"{"b2_deletion": true}"#, "b2_deletion", "must be a string"),
+        (#"{"immutable_days": 3651}"#, "immutable_days", "between 0 and 3650"),
+        (#"{"immutable_days": -1}"#, "immutable_days", "between 0 and 3650"),
+        (#"{"immutable_days": "30"}"#, "immutable_days", "must be an integer"),
     ])
     func invalidPipelineOptionsAreNamed(json: String, option: String, message: String) {
         #expect { try parse(json) } throws: { error in
@@ -178,6 +216,16 @@ import Testing
         #expect(AddonOptions().uploadLimitBytesPerSecond == nil)
         #expect(AddonOptions(uploadLimitKbps: 8000).uploadLimitBytesPerSecond == 1_000_000)
         #expect(AddonOptions(uploadLimitKbps: .max).uploadLimitBytesPerSecond! > 0) // no overflow
+    }
+
+    @Test func retentionIsOffOnlyWhenEveryB2RuleIsZero() {
+        #expect(!AddonOptions().retentionOff)
+        let off = AddonOptions(keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0)
+        #expect(off.retentionOff)
+        #expect(!AddonOptions(keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0).retentionOff)
+        #expect(!AddonOptions(keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 1).retentionOff)
+        // The local rules do not count.
+        #expect(AddonOptions(keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0, localKeepLast: 5).retentionOff)
     }
 
     @Test func secretsNeverShowInDescriptions() throws {
@@ -201,7 +249,7 @@ import Testing
     /// schema type (a JSON object) is refused with that key's name.
     @Test func everySchemaKeyIsParsed() throws {
         let schema = try ConfigYAML.block("schema", in: Self.addonDirectory)
-        #expect(schema.count >= 23)
+        #expect(schema.count >= 35)
         for (key, _) in schema {
             #expect { try parse(#"{"\#(key)": {"wrong": "type"}}"#) } throws: { error in
                 (error as? ConfigurationError)?.option == key
@@ -225,6 +273,7 @@ import Testing
         #expect(try AddonOptions.parse(data) == AddonOptions())
         #expect(json["schedule_times"] as? [String] == ["03:30"]) // the reader saw the quoted list
         #expect(json["backup_name"] as? String == "B2 {date} {type}")
+        #expect(json["keep_daily"] as? Int == 7 && json["local_keep_last"] as? Int == 3 && json["b2_deletion"] as? String == "delete")
     }
 
     /// Each language names and describes every option.
