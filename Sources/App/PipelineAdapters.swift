@@ -53,7 +53,7 @@ struct SupervisorBackupSource: BackupSource {
 
     func locate(slug: String, filename: String) async throws(PortError) -> LocalCopy {
         if let local = await index.backup(slug: slug) {
-            return LocalCopy(path: local.path, size: local.size, temporary: false)
+            return LocalCopy(path: local.path, size: local.size, temporary: false, facts: Self.facts(local.metadata))
         }
         // Not in /backup (a network mount): stream it from the Supervisor into /data, removed after the run.
         let path = temporaryDirectory.appendingPathComponent(filename).path
@@ -61,14 +61,14 @@ struct SupervisorBackupSource: BackupSource {
             try FileManager.default.createDirectory(at: temporaryDirectory, withIntermediateDirectories: true)
             let expected = try await client.backupInfo(slug: slug).size_bytes
             if let expected, let size = Self.size(of: path), size == expected {
-                return LocalCopy(path: path, size: size, temporary: true) // downloaded before a restart
+                return LocalCopy(path: path, size: size, temporary: true, facts: Self.facts(ofTar: path)) // downloaded before a restart
             }
             let written = try await client.downloadBackup(slug: slug, to: path)
             if let expected, written != expected {
                 try? FileManager.default.removeItem(atPath: path)
                 throw PortError(code: "download_incomplete", message: "the Supervisor sent \(written) of \(expected) bytes of backup \(slug)")
             }
-            return LocalCopy(path: path, size: written, temporary: true)
+            return LocalCopy(path: path, size: written, temporary: true, facts: Self.facts(ofTar: path))
         } catch let error as PortError {
             throw error
         } catch let error as SupervisorError {
@@ -81,6 +81,32 @@ struct SupervisorBackupSource: BackupSource {
 
     func deleteBackup(slug: String) async throws(PortError) {
         do { try await client.deleteBackup(slug: slug) } catch { throw Self.port(error) }
+    }
+
+    func homeAssistantBackups() async throws(PortError) -> [HomeAssistantBackup] {
+        do {
+            return try await client.backups().map { backup in
+                // `.local` (or null, before 2025.01) is the local folder; mounts have their own names.
+                let locations = (backup.locations ?? [backup.location]).map { $0 ?? ".local" }
+                return HomeAssistantBackup(slug: backup.slug, name: backup.name, date: BackupMetadata.parseDate(backup.date) ?? .distantPast,
+                                           size: backup.size_bytes ?? Int64((backup.size ?? 0) * 1_048_576), protected: backup.protected,
+                                           type: backup.type, isLocal: locations.contains(".local"))
+            }
+        } catch {
+            throw Self.port(error)
+        }
+    }
+
+    /// What the catalog keeps of a backup's `backup.json`.
+    static func facts(_ metadata: BackupMetadata) -> BackupFacts? {
+        guard let date = metadata.parsedDate else { return nil }
+        return BackupFacts(date: date, type: metadata.type, protected: metadata.protected, homeAssistantVersion: metadata.homeassistant?.version,
+                           addons: metadata.addons.map(\.slug), folders: metadata.folders)
+    }
+
+    static func facts(ofTar path: String) -> BackupFacts? {
+        guard let json = try? TarReader.backupJSON(in: URL(fileURLWithPath: path)), let metadata = try? BackupMetadata.parse(json) else { return nil }
+        return facts(metadata)
     }
 
     static func size(of path: String) -> Int64? {
@@ -109,19 +135,22 @@ final class B2RemoteStore: RemoteStore {
     let engine: UploadEngine
     let bucketName: String
     let prefix: String
+    /// With Object Lock on the bucket, each backup is locked for this many days (`immutable_days`); 0 = none.
+    let immutableDays: Int
     private let bucket = Mutex<B2Bucket?>(nil)
 
-    init(client: B2Client, journal: any UploadJournal, bucketName: String, prefix: String, logger: Logger) {
+    init(client: B2Client, journal: any UploadJournal, bucketName: String, prefix: String, immutableDays: Int = 0, logger: Logger) {
         self.client = client
         self.engine = UploadEngine(client: client, journal: journal, logger: logger)
         self.bucketName = bucketName
         self.prefix = prefix
+        self.immutableDays = immutableDays
     }
 
     /// `<prefix>/<name>`, or the bare name without a prefix.
     func objectName(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix)/\(name)" }
 
-    private func resolvedBucket() async throws(B2Error) -> B2Bucket {
+    func resolvedBucket() async throws(B2Error) -> B2Bucket {
         if let cached = bucket.withLock({ $0 }) { return cached }
         let found = try await client.bucket(named: bucketName)
         bucket.withLock { $0 = found }
@@ -132,7 +161,11 @@ final class B2RemoteStore: RemoteStore {
                 progress: @escaping @Sendable (Int64, Int64) -> Void) async throws(PortError) -> RemoteObject {
         do throws(B2Error) {
             let bucket = try await resolvedBucket()
-            let options = UploadOptions(concurrency: settings.concurrency, maxBytesPerSecond: settings.bytesPerSecond, fileInfo: info)
+            var options = UploadOptions(concurrency: settings.concurrency, maxBytesPerSecond: settings.bytesPerSecond, fileInfo: info)
+            if immutableDays > 0, bucket.fileLockEnabled {
+                // Governance mode: safe from a stolen key without bypassGovernance, yet removable by the owner in an emergency.
+                options.retention = B2FileRetention(mode: .governance, retainUntil: Date().addingTimeInterval(TimeInterval(immutableDays) * 86_400))
+            }
             // After a restart between "uploaded" and "saved": the same job's finished file is taken as it is.
             let result: UploadResult
             if let done = try await engine.existing(path: path, bucket: bucket, fileName: objectName(name), info: ["job_id": info["job_id"] ?? ""]) {

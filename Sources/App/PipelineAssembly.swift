@@ -21,6 +21,12 @@ extension AddonOptions {
                  timeZone: timeZone, enabled: scheduleEnabled, randomDelay: TimeInterval(scheduleRandomDelayMinutes * 60))
     }
 
+    func retentionSettings(timeZone: TimeZone) -> RetentionSettings {
+        RetentionSettings(remote: RetentionPolicy(keepLast: keepLast, keepDaily: keepDaily, keepWeekly: keepWeekly, keepMonthly: keepMonthly, keepYearly: keepYearly),
+                          local: RetentionPolicy(keepLast: localKeepLast, keepDaily: localKeepDaily, keepWeekly: localKeepWeekly, keepMonthly: localKeepMonthly),
+                          manageOtherBackups: manageOtherBackups, keepLocal: keepLocal, timeZone: timeZone)
+    }
+
     func reporterSettings(checkInterval: TimeInterval) -> ReporterSettings {
         ReporterSettings(notifyService: notifyService, notifyOnSuccess: notifyOnSuccess, staleAfter: TimeInterval(staleAfterHours) * 3600,
                          checkInterval: checkInterval)
@@ -47,13 +53,18 @@ enum PipelineAssembly {
         let source = SupervisorBackupSource(client: supervisor, index: LocalBackupIndex(directory: settings.backupDirectory),
                                             temporaryDirectory: settings.dataDirectory.appendingPathComponent("tmp"),
                                             pollInterval: settings.tuning.supervisorPollInterval)
-        let remote = B2RemoteStore(client: b2, journal: StoredUploadJournal(store: store), bucketName: bucket, prefix: options.b2Prefix, logger: logger)
+        let remote = B2RemoteStore(client: b2, journal: StoredUploadJournal(store: store), bucketName: bucket, prefix: options.b2Prefix,
+                                   immutableDays: options.immutableDays, logger: logger)
+        let catalog = B2Catalog(store: remote, hideInsteadOfDelete: options.b2Deletion == "hide", manageOtherBackups: options.manageOtherBackups,
+                                scratch: settings.dataDirectory.appendingPathComponent("tmp"), logger: logger)
         let clock = settings.tuning.clock
         let reporter = HomeAssistantReporter(homeAssistant: CoreProxyHomeAssistant(client: supervisor),
                                              settings: options.reporterSettings(checkInterval: settings.tuning.reporterCheckInterval),
                                              clock: clock, logger: logger)
+        let retention = RetentionService(catalog: catalog, source: source, jobs: jobs, settings: options.retentionSettings(timeZone: timeZone),
+                                         clock: clock, logger: logger)
         let engine = BackupEngine(source: source, remote: remote, store: jobs, observer: nil, clock: clock,
-                                  settings: options.backupSettings(timeZone: timeZone), logger: logger)
+                                  settings: options.backupSettings(timeZone: timeZone), retention: CatalogRetention(service: retention), logger: logger)
         let lastRun = try await jobs.recentJobs(limit: 1).first?.startedAt
         let scheduler = Scheduler(schedule: options.schedule(timeZone: timeZone), clock: clock, catchUpMissed: options.catchUpMissed,
                                   lastRunStart: lastRun, logger: logger)
@@ -68,7 +79,7 @@ enum PipelineAssembly {
             "b2.bucket": "\(bucket)", "time_zone": "\(timeZone.identifier)",
             "schedule": "\(options.scheduleEnabled ? options.scheduleTimes.joined(separator: ",") + " on " + options.scheduleDays.joined(separator: ",") : "off")",
         ])
-        return await Pipeline(engine: engine, scheduler: scheduler, reporter: reporter, store: jobs, remote: remote, clock: clock,
+        return await Pipeline(engine: engine, scheduler: scheduler, reporter: reporter, retention: retention, store: jobs, remote: remote, clock: clock,
                               scheduleEnabled: options.scheduleEnabled, staleAfter: TimeInterval(options.staleAfterHours) * 3600,
                               installedAt: installedAt, logger: logger)
     }

@@ -138,3 +138,17 @@ public actor LocalBackupIndex {
         }
     }
 }
+
+extension BackupMetadata {
+    /// `date` as a `Date`: Python's `isoformat()` of an aware datetime, with or without fractional seconds.
+    public var parsedDate: Date? { Self.parseDate(date) }
+
+    public static func parseDate(_ text: String) -> Date? {
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = fractional.date(from: text) { return date }
+        let whole = ISO8601DateFormatter()
+        whole.formatOptions = [.withInternetDateTime]
+        return whole.date(from: text)
+    }
+}

@@ -190,7 +190,9 @@ public actor BackupEngine {
             try await verify(job)
             advance(&job, to: .record)
         case .record:
-            // The run is safe in B2 from here on; the record is the job row itself plus the remote summary.
+            // The run is safe in B2 from here on: the catalog learns of it (a failure there is a warning;
+            // the index is rebuilt from the bucket when it lags).
+            job.warnings += await retention.record(job)
             advance(&job, to: .retention)
         case .retention:
             job.warnings += await retention.apply(after: job, source: source)
@@ -246,6 +248,16 @@ public actor BackupEngine {
             "ha_protected": job.plan.protected ? "true" : "false", "job_id": job.id,
         ]
         info["ha_exclude_database"] = job.plan.excludeDatabase ? "true" : "false"
+        // The catalog can be rebuilt from these if its index is lost (B2 allows 2 KB of info with Object Lock).
+        if let facts = local.facts {
+            info["ha_date"] = ISO8601.string(facts.date)
+            info["ha_type"] = facts.type
+            info["ha_protected"] = facts.protected ? "true" : "false"
+            if let version = facts.homeAssistantVersion { info["ha_version"] = version }
+            var addons = ""
+            for addon in facts.addons where addons.utf8.count + addon.utf8.count < 600 { addons += (addons.isEmpty ? "" : ",") + addon }
+            info["ha_addons"] = addons
+        }
         let jobID = job.id
         let throttle = Throttle(interval: progressInterval)
         let result = try await remote.upload(path: local.path, name: job.plan.filename, info: info, settings: settings.upload) { [progress, clock] done, total in
@@ -332,16 +344,27 @@ final class Throttle: Sendable {
     }
 }
 
-/// What happens to the local copy once the backup is safe in B2 (the retention issue extends this).
+/// What happens once a backup is verified in B2: the catalog records it, then retention runs.
+/// Both return warnings; neither can fail a backup that is already safe.
 public protocol RetentionHook: Sendable {
-    /// Returns warnings; a retention problem never fails a backup that is already safe.
+    func record(_ job: Job) async -> [String]
     func apply(after job: Job, source: any BackupSource) async -> [String]
 }
 
-/// Removes the Home Assistant backup after upload unless `keep_local` is on.
+/// The add-on's hook: the cloud catalog and the retention policies.
+public struct CatalogRetention: RetentionHook {
+    public let service: RetentionService
+    public init(service: RetentionService) { self.service = service }
+    public func record(_ job: Job) async -> [String] { await service.record(job) }
+    public func apply(after job: Job, source: any BackupSource) async -> [String] { await service.afterBackup(job) }
+}
+
+/// Without a catalog: removes the Home Assistant backup after upload unless `keep_local` is on.
 public struct LocalCopyRetention: RetentionHook {
     public let keepLocal: Bool
     public init(keepLocal: Bool) { self.keepLocal = keepLocal }
+
+    public func record(_ job: Job) async -> [String] { [] }
 
     public func apply(after job: Job, source: any BackupSource) async -> [String] {
         guard !keepLocal, let slug = job.slug else { return [] }

@@ -88,17 +88,40 @@ public struct BackupPlan: Codable, Sendable, Hashable {
     }
 }
 
+/// What a backup's own `backup.json` says, as far as the catalog needs it.
+public struct BackupFacts: Codable, Sendable, Hashable {
+    /// The backup's own date; retention buckets by it.
+    public var date: Date
+    public var type: String
+    public var protected: Bool
+    public var homeAssistantVersion: String?
+    public var addons: [String]
+    public var folders: [String]
+
+    public init(date: Date, type: String, protected: Bool, homeAssistantVersion: String?, addons: [String], folders: [String]) {
+        self.date = date
+        self.type = type
+        self.protected = protected
+        self.homeAssistantVersion = homeAssistantVersion
+        self.addons = addons
+        self.folders = folders
+    }
+}
+
 /// The backup file the upload reads.
 public struct LocalCopy: Codable, Sendable, Hashable {
     public var path: String
     public var size: Int64
     /// Downloaded from the Supervisor into our data folder (a network-mount backup): removed after the run.
     public var temporary: Bool
+    /// From the tar's `backup.json`; nil when it could not be read (the upload still goes ahead).
+    public var facts: BackupFacts?
 
-    public init(path: String, size: Int64, temporary: Bool) {
+    public init(path: String, size: Int64, temporary: Bool, facts: BackupFacts? = nil) {
         self.path = path
         self.size = size
         self.temporary = temporary
+        self.facts = facts
     }
 }
 

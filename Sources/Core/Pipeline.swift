@@ -24,6 +24,8 @@ public final class Pipeline: Sendable {
     public let engine: BackupEngine
     public let scheduler: Scheduler
     public let reporter: HomeAssistantReporter?
+    /// The catalog and the retention policies; nil without B2 (tests of the engine alone).
+    public let retention: RetentionService?
     let store: any JobStore
     let remote: any RemoteStore
     let clock: any WallClock
@@ -35,11 +37,12 @@ public final class Pipeline: Sendable {
     private let remoteSummary = Mutex<RemoteSummary?>(nil)
 
     /// - Parameter installedAt: when the add-on first ran on this install.
-    public init(engine: BackupEngine, scheduler: Scheduler, reporter: HomeAssistantReporter?, store: any JobStore, remote: any RemoteStore,
-                clock: any WallClock, scheduleEnabled: Bool, staleAfter: TimeInterval, installedAt: Date, logger: Logger) async {
+    public init(engine: BackupEngine, scheduler: Scheduler, reporter: HomeAssistantReporter?, retention: RetentionService? = nil, store: any JobStore,
+                remote: any RemoteStore, clock: any WallClock, scheduleEnabled: Bool, staleAfter: TimeInterval, installedAt: Date, logger: Logger) async {
         self.engine = engine
         self.scheduler = scheduler
         self.reporter = reporter
+        self.retention = retention
         self.store = store
         self.remote = remote
         self.clock = clock
@@ -83,6 +86,7 @@ public final class Pipeline: Sendable {
         await withTaskGroup(of: Void.self) { group in
             if let reporter { group.addTask { await reporter.run() } }
             if let resumed { group.addTask { _ = await self.engine.wait(for: resumed.id) } }
+            if let retention { group.addTask { await self.runRetentionDaily(retention) } }
             group.addTask {
                 await self.scheduler.run { trigger, _ in
                     await self.engine.waitForIdle() // a resumed job finishes before a scheduled one starts
@@ -99,6 +103,22 @@ public final class Pipeline: Sendable {
             await group.waitForAll()
         }
     }
+
+    /// Retention at start and then every 24 hours (besides after each backup): it fires even when the add-on
+    /// restarts every day. It waits for a running backup and skips while a run is unfinished.
+    func runRetentionDaily(_ retention: RetentionService) async {
+        while !Task.isCancelled {
+            await engine.waitForIdle()
+            let report = await retention.apply()
+            if report.skipped == nil, !(report.deletedFromB2.isEmpty && report.deletedLocally.isEmpty && report.cancelledUploads == 0) {
+                await refreshRemoteSummary()
+                await reporter?.publish()
+            }
+            do { try await clock.sleep(until: clock.now().addingTimeInterval(Self.retentionInterval)) } catch { return }
+        }
+    }
+
+    public static let retentionInterval: TimeInterval = 86_400
 
     /// The newest runs first; the running one with live byte counts.
     public func history(limit: Int) async throws -> [Job] {

@@ -50,6 +50,8 @@ public protocol BackupSource: Sendable {
     /// The backup's tar: in the backup folder, else downloaded into `temporaryDirectory`.
     func locate(slug: String, filename: String) async throws(PortError) -> LocalCopy
     func deleteBackup(slug: String) async throws(PortError)
+    /// Home Assistant's backup list (for local retention and the merged listing).
+    func homeAssistantBackups() async throws(PortError) -> [HomeAssistantBackup]
 }
 
 /// Upload settings for one run.

@@ -30,18 +30,22 @@ final class PipelineHarness: Sendable {
     let options: AddonOptions
     let backupDirectory: URL
 
-    init(options configure: (inout AddonOptions) -> Void = { _ in }, supervisor tune: (inout SupervisorSimulator.Configuration) -> Void = { _ in }) throws {
+    /// - Parameter objectLock: the bucket has Object Lock, and the key may read and write file retentions.
+    init(options configure: (inout AddonOptions) -> Void = { _ in }, supervisor tune: (inout SupervisorSimulator.Configuration) -> Void = { _ in },
+         objectLock: Bool = false) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)")
         backupDirectory = directory.appendingPathComponent("backup")
         let storage = directory.appendingPathComponent("b2")
         for folder in [backupDirectory, storage, directory.appendingPathComponent("data")] {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         }
-        let account = B2Simulator.Account(keyID: Self.keyID, applicationKey: Self.applicationKey, restrictedToBucket: Self.bucket,
-                                          capabilities: B2Simulator.Account.bucketKeyCapabilities)
+        let capabilities = B2Simulator.Account.bucketKeyCapabilities + (objectLock ? ["readBucketRetentions", "readFileRetentions", "writeFileRetentions"] : [])
+        let account = B2Simulator.Account(keyID: Self.keyID, applicationKey: Self.applicationKey, restrictedToBucket: Self.bucket, capabilities: capabilities)
         // Small parts, so a 1 MiB backup is a large file of several parts.
-        b2 = try B2Simulator(configuration: .init(accounts: [account], buckets: [Self.bucket], recommendedPartSize: 300_000,
-                                                  absoluteMinimumPartSize: 100_000, storageDirectory: storage), logger: quiet)
+        var b2Configuration = B2Simulator.Configuration(accounts: [account], buckets: [Self.bucket], recommendedPartSize: 300_000,
+                                                        absoluteMinimumPartSize: 100_000, storageDirectory: storage)
+        if objectLock { b2Configuration.objectLockBuckets = [Self.bucket] }
+        b2 = try B2Simulator(configuration: b2Configuration, logger: quiet)
         var configuration = SupervisorSimulator.Configuration(backupDirectory: backupDirectory, backupPayloadBytes: 1 << 20, jobDuration: .milliseconds(20))
         tune(&configuration)
         supervisor = try SupervisorSimulator(configuration: configuration, logger: quiet)
@@ -49,6 +53,9 @@ final class PipelineHarness: Sendable {
         supervisor.start()
         clock = ManualClock(Self.start)
         var options = AddonOptions(b2KeyID: Self.keyID, b2Key: Self.applicationKey, b2Bucket: Self.bucket, apiToken: Self.apiToken)
+        // Pipeline tests make several backups a day; the default policy (one per day) would prune them.
+        // Retention tests set their own policy.
+        options.keepLast = 10
         configure(&options)
         self.options = options
     }
@@ -73,9 +80,9 @@ final class PipelineHarness: Sendable {
         try #require(try await PipelineAssembly.make(settings: settings(options: options), store: store ?? self.store(), logger: quiet))
     }
 
-    /// Objects in the bucket (uploads only), by name.
+    /// Backup objects in the bucket (uploads of `.tar` files; the catalog index is not one).
     func objects() async -> [SimulatedFile] {
-        await b2.fileVersions(bucket: Self.bucket).filter { $0.action == .upload }
+        await b2.fileVersions(bucket: Self.bucket).filter { $0.action == .upload && $0.fileName.hasSuffix(".tar") }
     }
 
     /// Downloads an object through the real client and returns its bytes.
@@ -100,8 +107,8 @@ final class PipelineHarness: Sendable {
 
 /// Runs `body` with a harness and always shuts it down.
 func withHarness<T>(options: (inout AddonOptions) -> Void = { _ in }, supervisor: (inout SupervisorSimulator.Configuration) -> Void = { _ in },
-                    _ body: (PipelineHarness) async throws -> T) async throws -> T {
-    let harness = try PipelineHarness(options: options, supervisor: supervisor)
+                    objectLock: Bool = false, _ body: (PipelineHarness) async throws -> T) async throws -> T {
+    let harness = try PipelineHarness(options: options, supervisor: supervisor, objectLock: objectLock)
     do {
         let result = try await body(harness)
         await harness.shutdown()

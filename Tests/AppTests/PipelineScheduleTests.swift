@@ -12,8 +12,8 @@ struct PipelineScheduleTests {
     /// 2026-11-30 03:30 in Amsterdam (CET, UTC+1).
     let nextSlot = Date(timeIntervalSince1970: 1_795_942_800 + 17 * 3600 + 30 * 60)
 
-    /// Runs the pipeline's loops until `body` returns. The reporter and the scheduler both sleep on the clock,
-    /// so "two sleepers" means the scheduler is idle again (its run, if any, is over).
+    /// Runs the pipeline's loops until `body` returns. The reporter, the scheduler and the daily retention all
+    /// sleep on the clock, so three sleepers means all are idle again (a run, if any, is over).
     func running<T>(_ pipeline: Pipeline, _ harness: PipelineHarness, _ body: () async throws -> T) async throws -> T {
         let loops = Task { await pipeline.run() }
         defer { loops.cancel() }
@@ -31,11 +31,11 @@ struct PipelineScheduleTests {
         try await withHarness { harness in
             let pipeline = try await harness.pipeline()
             try await running(pipeline, harness) {
-                await harness.clock.waitForSleepers(2)
+                await harness.clock.waitForSleepers(3)
                 #expect(await pipeline.scheduler.nextRun == nextSlot)
                 #expect(try await jobs(harness).isEmpty) // a fresh install has missed nothing
                 harness.clock.advance(to: nextSlot)
-                await harness.clock.waitForSleepers(2)
+                await harness.clock.waitForSleepers(3)
                 let ran = try await jobs(harness)
                 #expect(ran.map(\.trigger) == [.schedule])
                 #expect(ran.first?.state == .done, "\(ran.first?.error?.message ?? "")")
@@ -58,7 +58,7 @@ struct PipelineScheduleTests {
             try await StoredJobStore(store: store).save(old)
             let pipeline = try await harness.pipeline(store: store)
             try await running(pipeline, harness) {
-                await harness.clock.waitForSleepers(2)
+                await harness.clock.waitForSleepers(3)
                 let ran = try await jobs(harness).filter { $0.id != "old" }
                 #expect(ran.map(\.trigger) == [.catchUp])
                 #expect(ran.first?.state == .done)
@@ -77,7 +77,7 @@ struct PipelineScheduleTests {
             try await StoredJobStore(store: store).save(old)
             let pipeline = try await harness.pipeline(store: store)
             try await running(pipeline, harness) {
-                await harness.clock.waitForSleepers(2)
+                await harness.clock.waitForSleepers(3)
                 let all = try await jobs(harness)
                 #expect(all.count == 1)
                 #expect(await pipeline.scheduler.nextRun == nextSlot)
@@ -89,10 +89,10 @@ struct PipelineScheduleTests {
         try await withHarness { harness in
             let pipeline = try await harness.pipeline()
             try await running(pipeline, harness) {
-                await harness.clock.waitForSleepers(2)
+                await harness.clock.waitForSleepers(3)
                 await harness.supervisor.faults.failNextBackup(message: "Backup failed: the disk is full")
                 harness.clock.advance(to: nextSlot)
-                await harness.clock.waitForSleepers(2)
+                await harness.clock.waitForSleepers(3)
                 #expect(try await jobs(harness).map(\.state) == [.failed])
                 #expect(await pipeline.scheduler.nextTrigger == .retry)
                 #expect(await pipeline.scheduler.nextRun == nextSlot.addingTimeInterval(15 * 60))
@@ -102,7 +102,7 @@ struct PipelineScheduleTests {
                 #expect(notification?.message.contains("2026-11-30T02:45:00Z") == true)
 
                 harness.clock.advance(to: nextSlot.addingTimeInterval(15 * 60))
-                await harness.clock.waitForSleepers(2)
+                await harness.clock.waitForSleepers(3)
                 let ran = try await jobs(harness)
                 #expect(ran.map(\.trigger) == [.retry, .schedule])
                 #expect(ran.first?.state == .done)
@@ -116,10 +116,10 @@ struct PipelineScheduleTests {
         try await withHarness(options: { $0.scheduleEnabled = false }) { harness in
             let pipeline = try await harness.pipeline()
             try await running(pipeline, harness) {
-                await harness.clock.waitForSleepers(2)
+                await harness.clock.waitForSleepers(3)
                 #expect(await pipeline.scheduler.nextRun == nil)
                 harness.clock.advance(by: 3 * 86_400)
-                await harness.clock.waitForSleepers(2)
+                await harness.clock.waitForSleepers(3)
                 let none = try await jobs(harness)
                 #expect(none.isEmpty)
                 #expect(await pipeline.status().nextRun == nil)

@@ -1,0 +1,136 @@
+import Core
+import Foundation
+import HTTPServer
+
+/// `GET /api/backups`, pins, `DELETE /api/backups/{slug}` and `GET /api/retention/preview`.
+struct CatalogRoutes: Sendable {
+    let retention: RetentionService?
+    let access: APIAccess
+    let missingOptions: [String]
+
+    struct Listed: Encodable {
+        struct Remote: Encodable {
+            let file_name: String
+            let size: Int64
+            let sha1: Nullable<String>
+            let uploaded_at: String
+            let verified_at: Nullable<String>
+            let locked_until: Nullable<String>
+            let made_by_addon: Bool
+        }
+        struct Local: Encodable { let size: Int64 }
+        struct WouldDelete: Encodable { let b2: Bool; let local: Bool }
+
+        let slug: String
+        let name: String
+        let date: String
+        let type: String
+        let size: Int64
+        let protected: Bool
+        let locations: [String]
+        let pinned: Bool
+        let verified_at: Nullable<String>
+        let b2: Nullable<Remote>
+        let local: Nullable<Local>
+        /// What the retention policy would do now.
+        let would_delete: WouldDelete
+        let reasons: [String]
+
+        init(_ backup: ListedBackup) {
+            slug = backup.slug
+            name = backup.name
+            date = ISO8601.string(backup.date)
+            type = backup.type
+            size = backup.remote?.size ?? backup.local?.size ?? 0
+            protected = backup.protected
+            locations = (backup.remote != nil ? ["b2"] : []) + (backup.local != nil ? ["local"] : [])
+            pinned = backup.pinned
+            verified_at = Nullable(backup.remote?.verifiedAt.map(ISO8601.string))
+            b2 = Nullable(backup.remote.map {
+                Remote(file_name: $0.fileName, size: $0.size, sha1: Nullable($0.sha1), uploaded_at: ISO8601.string($0.uploadedAt),
+                       verified_at: Nullable($0.verifiedAt.map(ISO8601.string)), locked_until: Nullable($0.lockedUntil.map(ISO8601.string)),
+                       made_by_addon: $0.madeByAddon)
+            })
+            local = Nullable(backup.local.map { Local(size: $0.size) })
+            would_delete = WouldDelete(b2: backup.remoteKeep == false, local: backup.localKeep == false)
+            reasons = backup.reasons
+        }
+    }
+
+    struct PreviewEntry: Encodable {
+        let slug: String
+        let name: String
+        let date: String
+        let keep: Bool
+        let reasons: [String]
+        init(_ entry: RetentionPreviewEntry) {
+            slug = entry.slug
+            name = entry.name
+            date = ISO8601.string(entry.date)
+            keep = entry.keep
+            reasons = entry.reasons
+        }
+    }
+
+    func register(_ router: inout Router) {
+        router.get("/api/backups") { request in
+            try access.authorize(request)
+            let retention = try available()
+            let backups: [ListedBackup]
+            do throws(PortError) { backups = try await retention.listing() } catch { throw Self.unavailable(error) }
+            struct Body: Encodable { let backups: [Listed] }
+            return try .json(Body(backups: backups.map(Listed.init)))
+        }
+        router.get("/api/retention/preview") { request in
+            try access.authorize(request)
+            let retention = try available()
+            let preview: RetentionPreview
+            do throws(PortError) { preview = try await retention.preview() } catch { throw Self.unavailable(error) }
+            struct Body: Encodable { let b2: [PreviewEntry]; let local: [PreviewEntry] }
+            return try .json(Body(b2: preview.b2.map(PreviewEntry.init), local: preview.local.map(PreviewEntry.init)))
+        }
+        for (action, pinned) in [("pin", true), ("unpin", false)] {
+            router.post("/api/backups/:slug/\(action)", bodyLimit: 1024) { request in
+                try access.authorize(request)
+                let slug = request.pathParameters["slug"] ?? ""
+                let retention = try available()
+                do throws(RetentionRefusal) { try await retention.setPinned(slug, pinned) } catch { throw Self.httpError(error) }
+                struct Body: Encodable { let slug: String; let pinned: Bool }
+                return try .json(Body(slug: slug, pinned: pinned))
+            }
+        }
+        router.add(.delete, "/api/backups/:slug") { request in
+            try access.authorize(request)
+            let slug = request.pathParameters["slug"] ?? ""
+            guard let location = BackupLocation(rawValue: request.query("location") ?? "all") else {
+                throw HTTPError(.badRequest, code: "invalid_request", message: "'location' is b2, local or all")
+            }
+            let force = ["1", "true", "yes"].contains((request.query("force") ?? "").lowercased())
+            let retention = try available()
+            do throws(RetentionRefusal) { try await retention.delete(slug, from: location, force: force) } catch { throw Self.httpError(error) }
+            struct Body: Encodable { let slug: String; let location: String }
+            return try .json(Body(slug: slug, location: location.rawValue))
+        }
+    }
+
+    private func available() throws(HTTPError) -> RetentionService {
+        guard let retention else {
+            throw HTTPError(.serviceUnavailable, code: "not_configured",
+                            message: "backups cannot be listed until these options are set: \(missingOptions.joined(separator: ", "))")
+        }
+        return retention
+    }
+
+    /// B2 or the Supervisor could not be reached or refused: 502 with their words.
+    static func unavailable(_ error: PortError) -> HTTPError {
+        HTTPError(HTTPStatus(502, "Bad Gateway"), code: error.code, message: error.message)
+    }
+
+    static func httpError(_ refusal: RetentionRefusal) -> HTTPError {
+        switch refusal.code {
+        case "not_found": HTTPError(.notFound, code: refusal.code, message: refusal.message)
+        case "pinned", "newest_verified", "no_verified_copy", "locked": HTTPError(.conflict, code: refusal.code, message: refusal.message)
+        default: HTTPError(HTTPStatus(502, "Bad Gateway"), code: refusal.code, message: refusal.message)
+        }
+    }
+}
