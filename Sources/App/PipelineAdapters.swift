@@ -137,7 +137,9 @@ final class B2RemoteStore: RemoteStore {
     let prefix: String
     /// With Object Lock on the bucket, each backup is locked for this many days (`immutable_days`); 0 = none.
     let immutableDays: Int
+    let logger: Logger
     private let bucket = Mutex<B2Bucket?>(nil)
+    private let warnedAboutLock = Mutex(false)
 
     init(client: B2Client, journal: any UploadJournal, bucketName: String, prefix: String, immutableDays: Int = 0, logger: Logger) {
         self.client = client
@@ -145,6 +147,7 @@ final class B2RemoteStore: RemoteStore {
         self.bucketName = bucketName
         self.prefix = prefix
         self.immutableDays = immutableDays
+        self.logger = logger
     }
 
     /// `<prefix>/<name>`, or the bare name without a prefix.
@@ -165,6 +168,10 @@ final class B2RemoteStore: RemoteStore {
             if immutableDays > 0, bucket.fileLockEnabled {
                 // Governance mode: safe from a stolen key without bypassGovernance, yet removable by the owner in an emergency.
                 options.retention = B2FileRetention(mode: .governance, retainUntil: Date().addingTimeInterval(TimeInterval(immutableDays) * 86_400))
+            } else if immutableDays > 0, !warnedAboutLock.withLock({ $0 }) {
+                warnedAboutLock.withLock { $0 = true }
+                logger.warning("immutable_days is set but the bucket has no Object Lock (or the key may not read it): uploads are not locked",
+                               metadata: ["b2.bucket": "\(bucketName)"])
             }
             // After a restart between "uploaded" and "saved": the same job's finished file is taken as it is.
             let result: UploadResult
