@@ -48,9 +48,8 @@ final class B2Catalog: RemoteCatalog {
                 }
             }
             if entries.count != (index?.backups.count ?? 0) { rebuilt = true } // files deleted outside the add-on
-            var snapshot = CatalogSnapshot(updatedAt: index?.updatedAt ?? Date(), backups: entries, pins: index?.pins ?? [])
-            // A pin may name a local-only backup, so pins are kept even without a B2 entry.
-            snapshot.pins = index?.pins ?? []
+            // Pins are kept even without a B2 entry: a pin may name a backup that is only in Home Assistant.
+            let snapshot = CatalogSnapshot(updatedAt: index?.updatedAt ?? Date(), backups: entries, pins: index?.pins ?? [])
             return CatalogLoad(snapshot: snapshot, rebuilt: rebuilt)
         } catch {
             throw B2RemoteStore.port(error)
