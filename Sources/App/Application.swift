@@ -1,3 +1,4 @@
+import B2Client
 import Core
 import Dispatch
 import Foundation
@@ -28,6 +29,8 @@ public struct ServeSettings: Sendable {
         public var clock: any WallClock = SystemClock()
         public var supervisorPollInterval: Duration = .seconds(1)
         public var reporterCheckInterval: TimeInterval = 60
+        /// B2's retry rules; tests shorten the waits.
+        public var b2RetryPolicy = RetryPolicy()
         public init() {}
     }
 

@@ -291,3 +291,19 @@ struct CoreProxyHomeAssistant: HomeAssistant {
         do { try await client.callService(domain, service, data: data) } catch { throw SupervisorBackupSource.port(error) }
     }
 }
+
+/// The last catalog read from B2, kept in the state database for listings while B2 is unreachable.
+struct StoredCatalogCache: CatalogCache {
+    static let key = "catalog_cache"
+    let store: StateStore
+
+    func cachedCatalog() async -> CatalogSnapshot? {
+        guard let text = try? await store.setting(Self.key) else { return nil }
+        return try? B2Catalog.decoder.decode(CatalogSnapshot.self, from: Data(text.utf8))
+    }
+
+    func cacheCatalog(_ snapshot: CatalogSnapshot) async {
+        guard let data = try? B2Catalog.encoder.encode(snapshot) else { return }
+        try? await store.setSetting(Self.key, String(decoding: data, as: UTF8.self))
+    }
+}

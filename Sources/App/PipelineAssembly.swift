@@ -48,7 +48,8 @@ enum PipelineAssembly {
         let http = HTTPClient(logger: logger)
         let supervisor = SupervisorClient(baseURL: settings.environment.supervisorURL, token: token, http: http, logger: logger)
         let timeZone = await homeAssistantTimeZone(supervisor, logger: logger)
-        let b2 = B2Client(credentials: B2Credentials(keyID: keyID, applicationKey: key), realm: settings.environment.b2APIURL, logger: logger)
+        let b2 = B2Client(credentials: B2Credentials(keyID: keyID, applicationKey: key), realm: settings.environment.b2APIURL,
+                          retryPolicy: settings.tuning.b2RetryPolicy, logger: logger)
         let jobs = StoredJobStore(store: store)
         let source = SupervisorBackupSource(client: supervisor, index: LocalBackupIndex(directory: settings.backupDirectory),
                                             temporaryDirectory: settings.dataDirectory.appendingPathComponent("tmp"),
@@ -62,7 +63,7 @@ enum PipelineAssembly {
                                              settings: options.reporterSettings(checkInterval: settings.tuning.reporterCheckInterval),
                                              clock: clock, logger: logger)
         let retention = RetentionService(catalog: catalog, source: source, jobs: jobs, settings: options.retentionSettings(timeZone: timeZone),
-                                         clock: clock, logger: logger)
+                                         clock: clock, cache: StoredCatalogCache(store: store), logger: logger)
         let engine = BackupEngine(source: source, remote: remote, store: jobs, observer: nil, clock: clock,
                                   settings: options.backupSettings(timeZone: timeZone), retention: CatalogRetention(service: retention), logger: logger)
         let lastRun = try await jobs.recentJobs(limit: 1).first?.startedAt

@@ -101,3 +101,10 @@ public struct HomeAssistantBackup: Sendable, Hashable {
         self.isLocal = isLocal
     }
 }
+
+/// A local copy of the last catalog read from B2 (the state database): shown when B2 cannot be reached,
+/// never used to decide a deletion. B2 stays the truth.
+public protocol CatalogCache: Sendable {
+    func cachedCatalog() async -> CatalogSnapshot?
+    func cacheCatalog(_ snapshot: CatalogSnapshot) async
+}

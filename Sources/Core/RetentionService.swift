@@ -102,8 +102,16 @@ public actor RetentionService {
     let settings: RetentionSettings
     let clock: any WallClock
     let logger: Logger
+    let cache: (any CatalogCache)?
     /// The last catalog read from (or written to) B2; listings may show it when B2 cannot be reached.
     private var cached: CatalogSnapshot?
+
+    /// Keeps the snapshot in memory and in the state database.
+    private func remember(_ snapshot: CatalogSnapshot) async {
+        guard snapshot != cached else { return }
+        cached = snapshot
+        await cache?.cacheCatalog(snapshot)
+    }
     /// Unfinished large files younger than this are left alone (they may be an upload being resumed).
     public static let staleUploadAge: TimeInterval = 86_400
     /// Changes to the catalog run one at a time: the actor is reentrant, and two read-modify-write cycles of
@@ -123,7 +131,9 @@ public actor RetentionService {
         if waiting.isEmpty { changing = false } else { waiting.removeFirst().resume() }
     }
 
-    public init(catalog: any RemoteCatalog, source: any BackupSource, jobs: any JobStore, settings: RetentionSettings, clock: any WallClock, logger: Logger) {
+    public init(catalog: any RemoteCatalog, source: any BackupSource, jobs: any JobStore, settings: RetentionSettings, clock: any WallClock,
+                cache: (any CatalogCache)? = nil, logger: Logger) {
+        self.cache = cache
         self.catalog = catalog
         self.source = source
         self.jobs = jobs
@@ -143,7 +153,7 @@ public actor RetentionService {
             }
             logger.info("catalog index rebuilt from the bucket listing", metadata: ["catalog.backups": "\(snapshot.backups.count)"])
         }
-        cached = snapshot
+        await remember(snapshot)
         return snapshot
     }
 
@@ -166,7 +176,7 @@ public actor RetentionService {
             snapshot.backups.append(entry)
             snapshot.updatedAt = now
             try await catalog.save(snapshot)
-            cached = snapshot
+            await remember(snapshot)
             return []
         } catch {
             return ["the backup is in B2 but the catalog index could not be updated (it is rebuilt at the next listing): \(error.message)"]
@@ -259,7 +269,7 @@ public actor RetentionService {
         if !report.deletedFromB2.isEmpty {
             remaining.updatedAt = clock.now()
             do { try await catalog.save(remaining) } catch { report.warnings.append("the catalog index could not be saved: \(error.message)") }
-            cached = remaining
+            await remember(remaining)
         }
         for entry in plan.local where !entry.keep {
             do {
@@ -286,8 +296,11 @@ public actor RetentionService {
         let homeBackups = try await source.homeAssistantBackups()
         let snapshot: CatalogSnapshot
         do { snapshot = try await self.snapshot() } catch {
-            guard let cached else { throw error }
-            snapshot = cached
+            var fallback = cached
+            if fallback == nil { fallback = await cache?.cachedCatalog() }
+            guard let fallback else { throw error }
+            logger.warning("B2 cannot be reached; listing the last known catalog", metadata: ["error": "\(error)"])
+            snapshot = fallback
         }
         var ours = Set(snapshot.backups.filter(\.madeByAddon).map(\.slug))
         if let history = try? await jobs.recentJobs(limit: 10_000) { ours.formUnion(history.compactMap(\.slug)) }
@@ -319,7 +332,7 @@ public actor RetentionService {
             if pinned { snapshot.pins.insert(slug) } else { snapshot.pins.remove(slug) }
             snapshot.updatedAt = clock.now()
             try await catalog.save(snapshot)
-            cached = snapshot
+            await remember(snapshot)
         } catch {
             throw RetentionRefusal(error)
         }
@@ -359,7 +372,7 @@ public actor RetentionService {
                 if location == .all { snapshot.pins.remove(slug) } // a pin on the local copy stays while it exists
                 snapshot.updatedAt = clock.now()
                 try await catalog.save(snapshot)
-                cached = snapshot
+                await remember(snapshot)
             }
             if local != nil { try await source.deleteBackup(slug: slug) }
         } catch {

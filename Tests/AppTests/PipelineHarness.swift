@@ -64,6 +64,7 @@ final class PipelineHarness: Sendable {
         var tuning = ServeSettings.Tuning()
         tuning.clock = clock
         tuning.supervisorPollInterval = .milliseconds(10)
+        tuning.b2RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(5), maxDelay: .milliseconds(20))
         return ServeSettings(dataDirectory: directory.appendingPathComponent("data"), backupDirectory: backupDirectory, host: "127.0.0.1", port: port,
                              ingressProxy: ingressProxy, options: options ?? self.options,
                              environment: RuntimeEnvironment(supervisorURL: supervisor.url, supervisorToken: token ?? supervisor.configuration.token,

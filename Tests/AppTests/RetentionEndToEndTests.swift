@@ -67,6 +67,22 @@ struct RetentionEndToEndTests {
         }
     }
 
+    @Test func whileB2IsUnreachableTheListingShowsTheLastKnownCatalogAndRetentionDeletesNothing() async throws {
+        try await withHarness(options: { $0.keepLast = 1; $0.keepDaily = 0; $0.keepWeekly = 0; $0.keepMonthly = 0 }) { harness in
+            let slugs = try await seed(harness, days: 2)
+            let store = try harness.store()
+            _ = try await #require(try await harness.pipeline(store: store).retention).snapshot()
+            await harness.b2.shutdown()
+            // A restarted add-on (new service, same database) with B2 gone.
+            let restarted = try #require(try await harness.pipeline(store: store).retention)
+            let listed = try await restarted.listing()
+            #expect(Set(listed.compactMap { $0.remote?.slug }) == Set(slugs))
+            let report = await restarted.apply()
+            #expect(report.skipped?.hasPrefix("cannot read the catalog") == true)
+            #expect(report.deletedLocally.isEmpty && report.deletedFromB2.isEmpty)
+        }
+    }
+
     @Test func thePoliciesDeleteOldBackupsEverywhereButKeepTheNewest() async throws {
         try await withHarness(options: {
             $0.keepLast = 0; $0.keepDaily = 2; $0.keepWeekly = 0; $0.keepMonthly = 0; $0.keepYearly = 0
