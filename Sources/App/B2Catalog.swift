@@ -138,6 +138,29 @@ final class B2Catalog: RemoteCatalog {
         }
     }
 
+    func download(fileName: String, sha1: String?, size: Int64?,
+                  progress: @escaping @Sendable (Int64, Int64) -> Void) async throws(PortError) -> LocalCopy {
+        let base = String(fileName.split(separator: "/").last ?? Substring(fileName))
+        let path = scratch.appendingPathComponent(base).path
+        do {
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        } catch {
+            throw PortError(code: "local_storage", message: "cannot create \(scratch.path): \(error.localizedDescription)")
+        }
+        do throws(B2Error) {
+            let result = try await DownloadEngine(client: store.client, logger: logger)
+                .download(.name(bucket: store.bucketName, fileName: fileName), to: path, expectedSHA1: sha1)
+            progress(result.bytes, result.bytes)
+            if let size, result.bytes != size {
+                try? FileManager.default.removeItem(atPath: path)
+                throw B2Error.integrity("B2 sent \(result.bytes) bytes of \(fileName), the catalog says \(size)")
+            }
+            return LocalCopy(path: path, size: result.bytes, temporary: true)
+        } catch {
+            throw B2RemoteStore.port(error)
+        }
+    }
+
     /// A catalog entry from a file's own info (written at upload), for files the index does not know.
     static func entry(from file: B2File) -> CatalogEntry {
         let info = file.fileInfo ?? [:]

@@ -97,6 +97,50 @@ struct SupervisorBackupSource: BackupSource {
         }
     }
 
+    func uploadBackup(path: String, filename: String) async throws(PortError) -> String {
+        do { return try await client.uploadBackup(path: path, filename: filename) } catch { throw Self.port(error) }
+    }
+
+    func startRestore(_ spec: RestoreSpec, password: String?) async throws(PortError) -> String {
+        let request = spec.partial
+            ? RestoreRequest(password: password, homeassistant: spec.homeassistant ?? false, addons: spec.addons ?? [], folders: spec.folders ?? [])
+            : RestoreRequest(password: password)
+        do { return try await client.startRestore(slug: spec.slug, request) } catch { throw Self.port(error) }
+    }
+
+    func waitForRestore(jobID: String) async throws(PortError) {
+        do {
+            _ = try await client.waitForJob(jobID, pollInterval: pollInterval)
+        } catch {
+            if case .jobFailed = error { throw PortError(code: "restore_failed", message: error.description) }
+            throw Self.port(error)
+        }
+    }
+
+    /// `/backup/.b2-backup/restore-<job>.json`: unlike `/data`, the backup folder is not replaced by a full
+    /// restore, and the Supervisor only looks at `*.tar` files directly in it. The run script gives the
+    /// folder to the service user.
+    var intentDirectory: URL { index.directory.appendingPathComponent(".b2-backup") }
+    func intentPath(_ id: String) -> URL { intentDirectory.appendingPathComponent("restore-\(id).json") }
+
+    func saveRestoreIntent(_ job: Job) async {
+        guard let data = try? StoredJobStore.encoder.encode(job) else { return }
+        try? FileManager.default.createDirectory(at: intentDirectory, withIntermediateDirectories: true)
+        try? data.write(to: intentPath(job.id), options: .atomic)
+    }
+
+    func restoreIntents() async -> [Job] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: intentDirectory.path)) ?? []
+        return names.filter { $0.hasPrefix("restore-") && $0.hasSuffix(".json") }.compactMap { name in
+            guard let data = try? Data(contentsOf: intentDirectory.appendingPathComponent(name)) else { return nil }
+            return try? StoredJobStore.decode(StoredJob(id: "", kind: "", state: "", startedAt: 0, finishedAt: nil, record: String(decoding: data, as: UTF8.self)))
+        }
+    }
+
+    func removeRestoreIntent(id: String) async {
+        try? FileManager.default.removeItem(at: intentPath(id))
+    }
+
     /// What the catalog keeps of a backup's `backup.json`.
     static func facts(_ metadata: BackupMetadata) -> BackupFacts? {
         guard let date = metadata.parsedDate else { return nil }
@@ -253,8 +297,13 @@ struct StoredJobStore: JobStore {
         try await store.recentJobs(limit: limit).map(Self.decode)
     }
 
-    func lastJob(state: JobState) async throws -> Job? {
-        try await store.recentJobs(state: state.rawValue, limit: 1).first.map(Self.decode)
+    func lastJob(kind: Job.Kind, state: JobState) async throws -> Job? {
+        try await store.recentJobs(kind: kind.rawValue, state: state.rawValue, limit: 1).first.map(Self.decode)
+    }
+
+    /// When the newest backup run started (the scheduler's catch-up compares slots with it).
+    func lastBackupStart() async throws -> Date? {
+        try await store.recentJobs(kind: Job.Kind.backup.rawValue, limit: 1).first.map(Self.decode)?.startedAt
     }
 
     static let encoder: JSONEncoder = {

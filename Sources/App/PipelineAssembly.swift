@@ -64,9 +64,9 @@ enum PipelineAssembly {
                                              clock: clock, logger: logger)
         let retention = RetentionService(catalog: catalog, source: source, jobs: jobs, settings: options.retentionSettings(timeZone: timeZone),
                                          clock: clock, cache: StoredCatalogCache(store: store), logger: logger)
-        let engine = BackupEngine(source: source, remote: remote, store: jobs, observer: nil, clock: clock,
+        let engine = BackupEngine(source: source, remote: remote, catalog: catalog, store: jobs, observer: nil, clock: clock,
                                   settings: options.backupSettings(timeZone: timeZone), retention: CatalogRetention(service: retention), logger: logger)
-        let lastRun = try await jobs.recentJobs(limit: 1).first?.startedAt
+        let lastRun = try await jobs.lastBackupStart()
         let scheduler = Scheduler(schedule: options.schedule(timeZone: timeZone), clock: clock, catchUpMissed: options.catchUpMissed,
                                   lastRunStart: lastRun, logger: logger)
         let installedAt: Date

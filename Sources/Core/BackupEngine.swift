@@ -8,6 +8,8 @@ public enum EngineRefusal: Error, Sendable, Hashable {
     case jobRunning(id: String)
     case invalidRequest(JobError)
     case notConfigured(missing: [String])
+    /// No backup with this slug in B2 or in Home Assistant.
+    case notFound(slug: String)
 }
 
 /// Runs backup jobs one at a time: create → locate → upload → verify → record → retention → notify.
@@ -17,6 +19,8 @@ public enum EngineRefusal: Error, Sendable, Hashable {
 public actor BackupEngine {
     let source: any BackupSource
     let remote: any RemoteStore
+    /// Pull and restore jobs download through it; nil in tests of backups alone.
+    let catalog: (any RemoteCatalog)?
     let store: any JobStore
     private(set) var observer: (any JobObserver)?
     let clock: any WallClock
@@ -29,13 +33,16 @@ public actor BackupEngine {
     let progressInterval: TimeInterval
 
     private var current: (job: Job, task: Task<Job, Never>)?
+    /// Restore passwords, by job id, only until the Supervisor has the restore: never saved.
+    var restorePasswords: [String: String] = [:]
     private let progress = ByteProgress()
 
-    public init(source: any BackupSource, remote: any RemoteStore, store: any JobStore, observer: (any JobObserver)?, clock: any WallClock,
-                settings: BackupSettings, missingOptions: [String] = [], retention: (any RetentionHook)? = nil, progressInterval: TimeInterval = 5,
-                logger: Logger) {
+    public init(source: any BackupSource, remote: any RemoteStore, catalog: (any RemoteCatalog)? = nil, store: any JobStore, observer: (any JobObserver)?,
+                clock: any WallClock, settings: BackupSettings, missingOptions: [String] = [], retention: (any RetentionHook)? = nil,
+                progressInterval: TimeInterval = 5, logger: Logger) {
         self.source = source
         self.remote = remote
+        self.catalog = catalog
         self.store = store
         self.observer = observer
         self.clock = clock
@@ -54,7 +61,7 @@ public actor BackupEngine {
     /// The running job with live byte counts, or nil when idle.
     public var runningJob: Job? {
         guard var job = current?.job else { return nil }
-        if job.step == .upload {
+        if job.step == .upload || job.step == .pull {
             let (done, total) = progress.value
             job.bytesDone = done
             job.bytesTotal = max(total, job.bytesTotal)
@@ -71,7 +78,7 @@ public actor BackupEngine {
     /// Starts a backup job in the background and returns it as saved.
     /// - Throws: `EngineRefusal` when a job runs, the request is invalid or credentials are missing.
     public func start(_ request: BackupRequest = BackupRequest(), trigger: JobTrigger = .manual) async throws(EngineRefusal) -> Job {
-        if let current { throw .jobRunning(id: current.job.id) }
+        try refuseWhileRunning()
         do { try request.validate() } catch { throw .invalidRequest(error) }
         if !missingOptions.isEmpty { throw .notConfigured(missing: missingOptions) }
         let now = clock.now()
@@ -81,6 +88,19 @@ public actor BackupEngine {
         let job = Job(id: Self.newID(), trigger: trigger, plan: plan, startedAt: now)
         launch(job, isNew: true)
         return job
+    }
+
+    func refuseWhileRunning() throws(EngineRefusal) {
+        if let current { throw .jobRunning(id: current.job.id) }
+    }
+
+    /// Reports progress of the running job (shared by uploads and downloads).
+    func progressReporter(for jobID: String) -> @Sendable (Int64, Int64) -> Void {
+        let throttle = Throttle(interval: progressInterval)
+        return { [progress, clock] done, total in
+            progress.set(done, total)
+            if throttle.isDue(clock.now()) { Task { await self.reportProgress(jobID) } }
+        }
     }
 
     /// Starts a job and waits for it to finish (the scheduler's way in).
@@ -111,6 +131,10 @@ public actor BackupEngine {
     @discardableResult
     public func resumeUnfinished() async -> Job? {
         guard current == nil else { return nil }
+        // A full restore may have replaced the database: the intent kept beside the backups brings the job back.
+        for intent in await source.restoreIntents() {
+            if (try? await store.job(id: intent.id)) == nil { try? await store.save(intent) }
+        }
         let unfinished: [Job]
         do { unfinished = try await store.unfinishedJobs() } catch {
             logger.error("cannot read unfinished jobs", metadata: ["error": "\(error)"])
@@ -130,7 +154,7 @@ public actor BackupEngine {
 
     // MARK: Running
 
-    private func launch(_ job: Job, isNew: Bool) {
+    func launch(_ job: Job, isNew: Bool) {
         progress.set(job.bytesDone, job.bytesTotal)
         let task = Task { await self.execute(job, isNew: isNew) }
         current = (job, task)
@@ -165,6 +189,8 @@ public actor BackupEngine {
             logger.error("backup failed", metadata: ["job.id": "\(job.id)", "job.step": "\(job.step.rawValue)",
                                                      "error.code": "\(job.error?.code ?? "")", "error": "\(job.error?.message ?? "")"])
             await cleanUpTemporary(&job)
+            if job.kind == .restore { await source.removeRestoreIntent(id: job.id) }
+            restorePasswords[job.id] = nil
         }
         current = nil
         await observer?.jobFinished(job)
@@ -201,13 +227,15 @@ public actor BackupEngine {
         case .notify:
             // Notifications go out after the final save (jobFinished), so a crash here repeats nothing harmful.
             advance(&job, to: .done)
+        case .pull, .handover, .restore:
+            try await performRestoreStep(&job)
         case .done:
             return
         }
         await save(job)
     }
 
-    private func advance(_ job: inout Job, to step: JobStep) {
+    func advance(_ job: inout Job, to step: JobStep) {
         job.step = step
         current?.job = job
     }
@@ -258,19 +286,15 @@ public actor BackupEngine {
             for addon in facts.addons where addons.utf8.count + addon.utf8.count < 600 { addons += (addons.isEmpty ? "" : ",") + addon }
             info["ha_addons"] = addons
         }
-        let jobID = job.id
-        let throttle = Throttle(interval: progressInterval)
-        let result = try await remote.upload(path: local.path, name: job.plan.filename, info: info, settings: settings.upload) { [progress, clock] done, total in
-            progress.set(done, total)
-            if throttle.isDue(clock.now()) { Task { await self.reportProgress(jobID) } }
-        }
+        let result = try await remote.upload(path: local.path, name: job.plan.filename, info: info, settings: settings.upload,
+                                             progress: progressReporter(for: job.id))
         job.remote = result
         job.bytesDone = result.size
         job.bytesTotal = result.size
     }
 
     private func reportProgress(_ id: String) async {
-        guard let job = runningJob, job.id == id, job.step == .upload else { return }
+        guard let job = runningJob, job.id == id, job.step == .upload || job.step == .pull else { return }
         await observer?.jobProgressed(job)
     }
 
@@ -287,7 +311,7 @@ public actor BackupEngine {
         }
     }
 
-    private func cleanUpTemporary(_ job: inout Job) async {
+    func cleanUpTemporary(_ job: inout Job) async {
         guard let local = job.local, local.temporary else { return }
         do {
             try FileManager.default.removeItem(atPath: local.path)
@@ -297,7 +321,7 @@ public actor BackupEngine {
         }
     }
 
-    private func save(_ job: Job) async {
+    func save(_ job: Job) async {
         do { try await store.save(job) } catch {
             logger.error("cannot save the job's progress", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
         }
@@ -313,7 +337,7 @@ public actor BackupEngine {
         }
     }
 
-    static func newID() -> String {
+    public static func newID() -> String {
         randomHex(12)
     }
 

@@ -78,6 +78,9 @@ public protocol RemoteCatalog: Sendable {
     func delete(_ entry: CatalogEntry) async throws(PortError)
     /// Cancels unfinished large files of ours under the prefix started before `date`; returns how many.
     func cancelUnfinishedUploads(startedBefore date: Date) async throws(PortError) -> Int
+    /// Downloads a backup into a temporary file (resuming, SHA-1 checked against `sha1`).
+    func download(fileName: String, sha1: String?, size: Int64?,
+                  progress: @escaping @Sendable (_ done: Int64, _ total: Int64) -> Void) async throws(PortError) -> LocalCopy
 }
 
 /// A backup in Home Assistant's list (`GET /backups`).

@@ -58,6 +58,7 @@ public actor HomeAssistantReporter: JobObserver {
     public static let sensor = "sensor.b2_backup"
     public static let staleSensor = "binary_sensor.b2_backup_stale"
     public static let failureNotification = "b2_backup_failure"
+    public static let restoreNotification = "b2_backup_restore"
     public static let staleNotification = "b2_backup_stale"
 
     let homeAssistant: any HomeAssistant
@@ -86,6 +87,12 @@ public actor HomeAssistantReporter: JobObserver {
     // MARK: JobObserver
 
     public func jobStarted(_ job: Job) async {
+        guard job.kind == .backup else {
+            await fire("b2_backup_restore_started", ["job_id": .string(job.id), "slug": .text(job.slug), "name": .string(job.plan.name),
+                                                      "type": .string(Self.restoreType(job))])
+            await publish()
+            return
+        }
         await fire("b2_backup_started", [
             "job_id": .string(job.id), "trigger": .string(job.trigger.rawValue), "name": .string(job.plan.name), "type": .string(job.plan.type.rawValue),
         ])
@@ -97,6 +104,11 @@ public actor HomeAssistantReporter: JobObserver {
     }
 
     public func jobFinished(_ job: Job) async {
+        guard job.kind == .backup else {
+            await restoreFinished(job)
+            await publish()
+            return
+        }
         if let error = job.error {
             await fire("b2_backup_failed", [
                 "job_id": .string(job.id), "trigger": .string(job.trigger.rawValue), "name": .string(job.plan.name),
@@ -120,6 +132,30 @@ public actor HomeAssistantReporter: JobObserver {
             }
         }
         await publish()
+    }
+
+    /// `b2_backup_restore_finished` and a notification, for pulls and restores (also when the outcome is
+    /// learned after a full restore restarted the add-on).
+    private func restoreFinished(_ job: Job) async {
+        let type = Self.restoreType(job)
+        let what = job.kind == .pull ? "Bringing '\(job.plan.name)' back from B2" : "The \(type) restore of '\(job.plan.name)'"
+        let message = job.error.map { "\(what) failed while \($0.step?.activity ?? "running"): \($0.message)." }
+            ?? (job.kind == .pull ? "'\(job.plan.name)' is back in Home Assistant (Settings → System → Backups)." : "\(what) finished.")
+        await fire("b2_backup_restore_finished", [
+            "job_id": .string(job.id), "slug": .text(job.slug), "name": .string(job.plan.name), "type": .string(type),
+            "result": .string(job.error == nil ? "success" : "failed"), "code": .text(job.error?.code), "message": .string(message),
+        ])
+        await call("persistent_notification", "create", [
+            "notification_id": .string(Self.restoreNotification),
+            "title": .string(job.error == nil ? "B2 Backup: restore finished" : "B2 Backup: restore failed"), "message": .string(message),
+        ])
+        if let service = settings.notifyService, job.error != nil || settings.notifyOnSuccess {
+            await notify(service, title: job.error == nil ? "Restore finished" : "Restore failed", message: message)
+        }
+    }
+
+    static func restoreType(_ job: Job) -> String {
+        job.kind == .pull ? "pull" : (job.restore?.partial == true ? "partial" : "full")
     }
 
     /// The scheduler decided its next run: the sensor's `next_run` changes, and an open failure notification

@@ -2,14 +2,17 @@ import Foundation
 
 /// What a job is doing, as the REST API and `sensor.b2_backup` report it.
 public enum JobState: String, Codable, Sendable, CaseIterable {
-    case creating, uploading, verifying, done, failed
+    case creating, uploading, verifying, downloading, restoring, done, failed
 
     public var isFinished: Bool { self == .done || self == .failed }
 }
 
 /// The pipeline's steps, in order. Each is saved before it starts, so a restart continues from it.
 public enum JobStep: String, Codable, Sendable, CaseIterable, Comparable {
-    case create, locate, upload, verify, record, retention, notify, done
+    case create, locate, upload, verify, record, retention, notify
+    /// Restore and pull jobs: download from B2, hand the file to the Supervisor, restore.
+    case pull, handover, restore
+    case done
 
     /// The coarse state a step belongs to.
     public var state: JobState {
@@ -17,6 +20,8 @@ public enum JobStep: String, Codable, Sendable, CaseIterable, Comparable {
         case .create, .locate: .creating
         case .upload: .uploading
         case .verify, .record, .retention, .notify: .verifying
+        case .pull, .handover: .downloading
+        case .restore: .restoring
         case .done: .done
         }
     }
@@ -31,6 +36,9 @@ public enum JobStep: String, Codable, Sendable, CaseIterable, Comparable {
         case .record: "recording the backup"
         case .retention: "applying the retention rules"
         case .notify: "sending notifications"
+        case .pull: "downloading the backup from Backblaze B2"
+        case .handover: "handing the backup to Home Assistant"
+        case .restore: "restoring in Home Assistant"
         case .done: "finishing"
         }
     }
@@ -143,9 +151,36 @@ public struct RemoteObject: Codable, Sendable, Hashable {
     }
 }
 
+/// What a restore job restores (never the password: that is only held while the restore is started).
+public struct RestoreSpec: Codable, Sendable, Hashable {
+    public var slug: String
+    /// Full restores replace everything, this add-on included; partial ones only what they name.
+    public var partial: Bool
+    public var homeassistant: Bool?
+    public var addons: [String]?
+    public var folders: [String]?
+    /// The catalog entry's file, when the backup has to be pulled from B2.
+    public var remoteFileName: String?
+    public var remoteSHA1: String?
+    public var remoteSize: Int64?
+
+    public init(slug: String, partial: Bool, homeassistant: Bool? = nil, addons: [String]? = nil, folders: [String]? = nil,
+                remoteFileName: String? = nil, remoteSHA1: String? = nil, remoteSize: Int64? = nil) {
+        self.slug = slug
+        self.partial = partial
+        self.homeassistant = homeassistant
+        self.addons = addons
+        self.folders = folders
+        self.remoteFileName = remoteFileName
+        self.remoteSHA1 = remoteSHA1
+        self.remoteSize = remoteSize
+    }
+}
+
 /// One pipeline run, saved after every step.
 public struct Job: Codable, Sendable, Hashable, Identifiable {
-    public enum Kind: String, Codable, Sendable { case backup }
+    /// `pull` brings a backup from B2 into Home Assistant; `restore` pulls when needed, then restores it.
+    public enum Kind: String, Codable, Sendable { case backup, pull, restore }
 
     public let id: String
     public var kind: Kind
@@ -165,6 +200,8 @@ public struct Job: Codable, Sendable, Hashable, Identifiable {
     public var error: JobError?
     /// Problems that did not fail the run (e.g. the local copy could not be removed).
     public var warnings: [String]
+    /// Pull and restore jobs: what to bring back.
+    public var restore: RestoreSpec?
 
     public init(id: String, trigger: JobTrigger, plan: BackupPlan, startedAt: Date) {
         self.id = id

@@ -57,8 +57,8 @@ public final class Pipeline: Sendable {
 
     public func status() async -> PipelineStatus {
         let running = await engine.runningJob
-        let lastSuccess = try? await store.lastJob(state: .done)
-        var lastFailure = try? await store.lastJob(state: .failed)
+        let lastSuccess = try? await store.lastJob(kind: .backup, state: .done)
+        var lastFailure = try? await store.lastJob(kind: .backup, state: .failed)
         if let failure = lastFailure, let success = lastSuccess, success.startedAt > failure.startedAt { lastFailure = nil } // a later success clears it
         let reference = lastSuccess?.finishedAt ?? installedAt
         return PipelineStatus(
@@ -128,6 +128,24 @@ public final class Pipeline: Sendable {
 
     public func startManual(_ request: BackupRequest) async throws(EngineRefusal) -> Job {
         try await engine.start(request, trigger: .manual)
+    }
+
+    /// Pulls a backup from B2 into Home Assistant, and restores it unless `pullOnly`. The backup is looked
+    /// up in the catalog (B2) and in Home Assistant's list; already in Home Assistant, nothing is downloaded.
+    public func startRestore(slug: String, _ request: RestoreOptions, pullOnly: Bool) async throws(EngineRefusal) -> Job {
+        do { try request.validate() } catch { throw .invalidRequest(error) }
+        let entry: CatalogEntry?
+        do { entry = try await retention?.snapshot().entry(slug: slug) } catch {
+            throw .invalidRequest(JobError(code: error.code, message: "cannot read the catalog in B2: \(error.message)"))
+        }
+        var local: HomeAssistantBackup?
+        do { local = try await engine.source.homeAssistantBackups().first { $0.slug == slug } } catch {
+            throw .invalidRequest(JobError(code: error.code, message: error.message))
+        }
+        guard entry != nil || local != nil else { throw .notFound(slug: slug) }
+        let spec = RestoreSpec(slug: slug, partial: request.type == "partial", homeassistant: request.homeassistant, addons: request.addons,
+                               folders: request.folders, remoteFileName: entry?.fileName, remoteSHA1: entry?.sha1, remoteSize: entry?.size)
+        return try await engine.startRestore(spec, name: entry?.name ?? local?.name ?? slug, restore: !pullOnly, password: request.password)
     }
 }
 

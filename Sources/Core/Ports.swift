@@ -52,6 +52,18 @@ public protocol BackupSource: Sendable {
     func deleteBackup(slug: String) async throws(PortError)
     /// Home Assistant's backup list (for local retention and the merged listing).
     func homeAssistantBackups() async throws(PortError) -> [HomeAssistantBackup]
+
+    /// Hands a backup file to the Supervisor (streamed upload); returns the slug it read from the file.
+    func uploadBackup(path: String, filename: String) async throws(PortError) -> String
+    /// Starts a restore in the background and returns the Supervisor's job id.
+    func startRestore(_ spec: RestoreSpec, password: String?) async throws(PortError) -> String
+    /// Waits for the restore job; throws with the Supervisor's words when it failed.
+    func waitForRestore(jobID: String) async throws(PortError)
+
+    /// A full restore replaces this add-on's data folder too, so the intent is also kept beside the backups.
+    func saveRestoreIntent(_ job: Job) async
+    func restoreIntents() async -> [Job]
+    func removeRestoreIntent(id: String) async
 }
 
 /// Upload settings for one run.
@@ -102,7 +114,8 @@ public protocol JobStore: Sendable {
     func job(id: String) async throws -> Job?
     func unfinishedJobs() async throws -> [Job]
     func recentJobs(limit: Int) async throws -> [Job]
-    func lastJob(state: JobState) async throws -> Job?
+    /// The newest job of a kind in a state (the last successful backup, say).
+    func lastJob(kind: Job.Kind, state: JobState) async throws -> Job?
 }
 
 /// What the engine tells the outside world about (Home Assistant events, sensors, notifications).

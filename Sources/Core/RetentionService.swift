@@ -228,7 +228,7 @@ public actor RetentionService {
         let snapshot = try await self.snapshot()
         let homeBackups = try await source.homeAssistantBackups()
         var ours = Set(snapshot.backups.filter(\.madeByAddon).map(\.slug))
-        if let history = try? await jobs.recentJobs(limit: 10_000) { ours.formUnion(history.compactMap(\.slug)) }
+        if let history = try? await jobs.recentJobs(limit: 10_000) { ours.formUnion(history.filter { $0.kind == .backup }.compactMap(\.slug)) }
         return (snapshot, homeBackups, ours)
     }
 
@@ -303,7 +303,7 @@ public actor RetentionService {
             snapshot = fallback
         }
         var ours = Set(snapshot.backups.filter(\.madeByAddon).map(\.slug))
-        if let history = try? await jobs.recentJobs(limit: 10_000) { ours.formUnion(history.compactMap(\.slug)) }
+        if let history = try? await jobs.recentJobs(limit: 10_000) { ours.formUnion(history.filter { $0.kind == .backup }.compactMap(\.slug)) }
         let plan = preview(snapshot: snapshot, homeBackups: homeBackups, ours: ours)
         let remoteDecisions = Dictionary(plan.b2.map { ($0.slug, $0) }, uniquingKeysWith: { first, _ in first })
         let localDecisions = Dictionary(plan.local.map { ($0.slug, $0) }, uniquingKeysWith: { first, _ in first })

@@ -111,6 +111,22 @@ struct PipelineRoutes: Sendable {
             response.headers.add("Location", "/api/jobs/\(job.id)")
             return response
         }
+        for (action, pullOnly) in [("restore", false), ("pull", true)] {
+            router.post("/api/backups/:slug/\(action)", bodyLimit: Self.requestBodyLimit) { request in
+                try access.authorize(request)
+                let pipeline = try available()
+                let options = try Self.restoreOptions(try await request.body.collect(), pullOnly: pullOnly)
+                let job: Job
+                do throws(EngineRefusal) {
+                    job = try await pipeline.startRestore(slug: request.pathParameters["slug"] ?? "", options, pullOnly: pullOnly)
+                } catch {
+                    throw Self.httpError(error)
+                }
+                var response = try HTTPResponse.json(StartedBody(job_id: job.id, job: JobBody(job)), status: .accepted)
+                response.headers.add("Location", "/api/jobs/\(job.id)")
+                return response
+            }
+        }
         router.get("/api/jobs") { request in
             try access.authorize(request)
             let pipeline = try available()
@@ -149,6 +165,26 @@ struct PipelineRoutes: Sendable {
         }
     }
 
+    static let restoreFields: Set<String> = ["type", "password", "homeassistant", "addons", "folders"]
+
+    /// A restore's body (empty for a pull or a full restore); unknown fields are refused.
+    static func restoreOptions(_ bytes: [UInt8], pullOnly: Bool) throws(HTTPError) -> RestoreOptions {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return RestoreOptions() }
+        guard !pullOnly else { throw HTTPError(.badRequest, code: "invalid_request", message: "a pull takes no body") }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            throw HTTPError(.badRequest, code: "invalid_json", message: "the body must be a JSON object")
+        }
+        if let unknown = object.keys.sorted().first(where: { !restoreFields.contains($0) }) {
+            throw HTTPError(.badRequest, code: "invalid_request", message: "unknown field '\(unknown)'; the fields are \(restoreFields.sorted().joined(separator: ", "))")
+        }
+        do {
+            return try JSONDecoder().decode(RestoreOptions.self, from: Data(bytes))
+        } catch {
+            throw HTTPError(.badRequest, code: "invalid_request",
+                            message: "the body is not valid: 'type' is full or partial, 'password' a string, 'homeassistant' true or false, 'addons' and 'folders' lists of strings")
+        }
+    }
+
     struct StartedBody: Encodable { let job_id: String; let job: JobBody }
     struct JobList: Encodable { let jobs: [JobBody] }
 
@@ -166,6 +202,7 @@ struct PipelineRoutes: Sendable {
         case .invalidRequest(let error): HTTPError(.badRequest, code: error.code, message: error.message)
         case .notConfigured(let missing):
             HTTPError(.serviceUnavailable, code: "not_configured", message: "backups cannot run until these options are set: \(missing.joined(separator: ", "))")
+        case .notFound(let slug): HTTPError(.notFound, code: "not_found", message: "no backup with slug '\(slug)' in B2 or in Home Assistant")
         }
     }
 }

@@ -410,7 +410,7 @@ struct PipelineVerifyTests {
             #expect(job.state == .failed)
             #expect(job.error?.code == "verify_mismatch")
             #expect(job.error?.step == .verify)
-            let done = try await StoredJobStore(store: store).lastJob(state: .done)
+            let done = try await StoredJobStore(store: store).lastJob(kind: .backup, state: .done)
             #expect(done == nil)
         }
     }
