@@ -65,7 +65,7 @@ let package = Package(
             "HTTPServer", "Core", .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Web"], swiftSettings: strict), // Web/ is compiled in via scripts/embed-web-assets
         .target(name: "App", dependencies: [
-            "HTTPServer", "HTTPClient", "Storage", "WebAPI", "B2Client", "Core", "SupervisorClient", "BackupArchive",
+            "HTTPServer", "HTTPClient", "Storage", "WebAPI", "B2Client", "Core", "SupervisorClient", "BackupArchive", "Hashing",
             // Only for the `demo` command, which runs the add-on against them.
             "B2Simulator", "SupervisorSimulator",
             .product(name: "Logging", package: "swift-log"),

@@ -78,6 +78,12 @@ public struct AddonOptions: Sendable, Equatable {
     public var b2Deletion: String
     /// Days each upload is locked (Object Lock) against deletion; 0 = no lock.
     public var immutableDays: Int
+    /// Days between two scheduled checks that a stored backup can be restored (one backup per check, the
+    /// longest unchecked first); 0 turns the scheduled check off. Each new upload is checked anyway.
+    public var verifyDays: Int
+    /// `full` (stream the whole backup back and check every archive) or `quick` (only the tar headers,
+    /// backup.json and the archives' headers) (`verifyModes`).
+    public var verifyMode: String
 
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
     /// Shorter bearer tokens are too easy to guess for an API that can delete backups.
@@ -95,6 +101,8 @@ public struct AddonOptions: Sendable, Equatable {
     public static let localKeepRange = 0...100
     public static let b2DeletionModes = ["delete", "hide"]
     public static let immutableDaysRange = 0...3650
+    public static let verifyDaysRange = 0...365
+    public static let verifyModes = ["full", "quick"]
 
     public init(b2KeyID: String? = nil, b2Key: String? = nil, b2Bucket: String? = nil, b2Prefix: String = "homeassistant",
                 apiToken: String? = nil, logLevel: Logger.Level = .info,
@@ -106,7 +114,8 @@ public struct AddonOptions: Sendable, Equatable {
                 notifyService: String? = nil, notifyOnSuccess: Bool = false, staleAfterHours: Int = 48,
                 keepLast: Int = 0, keepDaily: Int = 7, keepWeekly: Int = 4, keepMonthly: Int = 6, keepYearly: Int = 0,
                 localKeepLast: Int = 3, localKeepDaily: Int = 0, localKeepWeekly: Int = 0, localKeepMonthly: Int = 0,
-                manageOtherBackups: Bool = false, b2Deletion: String = "delete", immutableDays: Int = 0) {
+                manageOtherBackups: Bool = false, b2Deletion: String = "delete", immutableDays: Int = 0,
+                verifyDays: Int = 7, verifyMode: String = "full") {
         self.b2KeyID = b2KeyID
         self.b2Key = b2Key
         self.b2Bucket = b2Bucket
@@ -142,6 +151,8 @@ public struct AddonOptions: Sendable, Equatable {
         self.manageOtherBackups = manageOtherBackups
         self.b2Deletion = b2Deletion
         self.immutableDays = immutableDays
+        self.verifyDays = verifyDays
+        self.verifyMode = verifyMode
     }
 
     /// All B2 `keep_*` rules are 0: every backup in B2 is kept.
@@ -240,6 +251,11 @@ public struct AddonOptions: Sendable, Equatable {
             options.b2Deletion = mode
         }
         if let days = try integer(values, "immutable_days", in: immutableDaysRange) { options.immutableDays = days }
+        if let days = try integer(values, "verify_days", in: verifyDaysRange) { options.verifyDays = days }
+        if let mode = try optionalString(values, "verify_mode") {
+            try checkMembers([mode], of: verifyModes, option: "verify_mode")
+            options.verifyMode = mode
+        }
         try options.validate()
         return options
     }
@@ -416,7 +432,7 @@ extension AddonOptions: CustomStringConvertible, CustomReflectable {
             ("keepMonthly", "\(keepMonthly)"), ("keepYearly", "\(keepYearly)"),
             ("localKeepLast", "\(localKeepLast)"), ("localKeepDaily", "\(localKeepDaily)"),
             ("localKeepWeekly", "\(localKeepWeekly)"), ("localKeepMonthly", "\(localKeepMonthly)"),
-            ("manageOtherBackups", "\(manageOtherBackups)"), ("b2Deletion", text(b2Deletion)), ("immutableDays", "\(immutableDays)"),
+            ("manageOtherBackups", "\(manageOtherBackups)"), ("b2Deletion", text(b2Deletion)), ("immutableDays", "\(immutableDays)"), ("verifyDays", "\(verifyDays)"), ("verifyMode", text(verifyMode)),
         ]
     }
 

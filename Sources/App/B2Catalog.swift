@@ -49,7 +49,8 @@ final class B2Catalog: RemoteCatalog {
             }
             if entries.count != (index?.backups.count ?? 0) { rebuilt = true } // files deleted outside the add-on
             // Pins are kept even without a B2 entry: a pin may name a backup that is only in Home Assistant.
-            let snapshot = CatalogSnapshot(updatedAt: index?.updatedAt ?? Date(), backups: entries, pins: index?.pins ?? [])
+            var snapshot = CatalogSnapshot(updatedAt: index?.updatedAt ?? Date(), backups: entries, pins: index?.pins ?? [])
+            snapshot.lastScheduledCheck = index?.lastScheduledCheck
             return CatalogLoad(snapshot: snapshot, rebuilt: rebuilt)
         } catch {
             throw B2RemoteStore.port(error)

@@ -9,7 +9,7 @@ public struct B2BackupCommand: AsyncParsableCommand {
         commandName: "b2-backup",
         abstract: "Back up Home Assistant to Backblaze B2.",
         version: AddonVersion.current,
-        subcommands: [Serve.self, Healthcheck.self, Upload.self, List.self, Download.self, Demo.self],
+        subcommands: [Serve.self, Healthcheck.self, Upload.self, List.self, Download.self, Verify.self, Pull.self, Restore.self, Demo.self],
         defaultSubcommand: Serve.self
     )
 

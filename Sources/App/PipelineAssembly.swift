@@ -64,8 +64,10 @@ enum PipelineAssembly {
                                              clock: clock, logger: logger)
         let retention = RetentionService(catalog: catalog, source: source, jobs: jobs, settings: options.retentionSettings(timeZone: timeZone),
                                          clock: clock, cache: StoredCatalogCache(store: store), logger: logger)
+        let checker = B2RestorabilityChecker(store: remote, mode: VerificationMode(rawValue: options.verifyMode) ?? .full, clock: clock, logger: logger)
         let engine = BackupEngine(source: source, remote: remote, catalog: catalog, store: jobs, observer: nil, clock: clock,
-                                  settings: options.backupSettings(timeZone: timeZone), retention: CatalogRetention(service: retention), logger: logger)
+                                  settings: options.backupSettings(timeZone: timeZone), retention: CatalogRetention(service: retention),
+                                  checker: checker, logger: logger)
         let lastRun = try await jobs.lastBackupStart()
         let scheduler = Scheduler(schedule: options.schedule(timeZone: timeZone), clock: clock, catchUpMissed: options.catchUpMissed,
                                   lastRunStart: lastRun, logger: logger)
@@ -80,7 +82,8 @@ enum PipelineAssembly {
             "b2.bucket": "\(bucket)", "time_zone": "\(timeZone.identifier)",
             "schedule": "\(options.scheduleEnabled ? options.scheduleTimes.joined(separator: ",") + " on " + options.scheduleDays.joined(separator: ",") : "off")",
         ])
-        return await Pipeline(engine: engine, scheduler: scheduler, reporter: reporter, retention: retention, store: jobs, remote: remote, clock: clock,
+        return await Pipeline(engine: engine, scheduler: scheduler, reporter: reporter, retention: retention, checker: checker,
+                              checkInterval: options.verifyDays > 0 ? TimeInterval(options.verifyDays) * 86_400 : nil, store: jobs, remote: remote, clock: clock,
                               scheduleEnabled: options.scheduleEnabled, staleAfter: TimeInterval(options.staleAfterHours) * 3600,
                               installedAt: installedAt, logger: logger)
     }

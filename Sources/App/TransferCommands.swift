@@ -19,11 +19,17 @@ struct B2Options: ParsableArguments {
     @Flag(help: "Log each step to standard error.")
     var verbose = false
 
+    /// The options file when there is one, else the defaults.
+    func options() throws -> AddonOptions {
+        let optionsURL = URL(fileURLWithPath: dataDirectory).appendingPathComponent("options.json")
+        return FileManager.default.fileExists(atPath: optionsURL.path) ? try AddonOptions.load(from: optionsURL) : AddonOptions()
+    }
+
     /// Credentials from `B2_APPLICATION_KEY_ID` / `B2_APPLICATION_KEY` (the b2 CLI's names), else the options file.
     func context() throws -> TransferContext {
         let environment = ProcessInfo.processInfo.environment
         let optionsURL = URL(fileURLWithPath: dataDirectory).appendingPathComponent("options.json")
-        let options = FileManager.default.fileExists(atPath: optionsURL.path) ? try AddonOptions.load(from: optionsURL) : AddonOptions()
+        let options = try options()
         let runtime = try RuntimeEnvironment.from(environment)
         guard let keyID = environment["B2_APPLICATION_KEY_ID"].flatMap({ $0.isEmpty ? nil : $0 }) ?? options.b2KeyID,
               let key = environment["B2_APPLICATION_KEY"].flatMap({ $0.isEmpty ? nil : $0 }) ?? options.b2Key else {
@@ -87,13 +93,24 @@ public struct Upload: AsyncParsableCommand {
     @Option(name: .customLong("limit-rate"), help: "Cap on the total upload rate, bytes per second.")
     var limitRate: Int64?
 
+    @Option(name: .customLong("info"), help: "File info KEY=VALUE stored with the file (repeatable), e.g. ha_slug=1a2b3c4d so the catalog knows a backup.")
+    var info: [String] = []
+
     @OptionGroup var b2: B2Options
 
     public init() {}
 
     public func validate() throws {
         guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64") }
+        for item in info where !item.contains("=") || item.hasPrefix("=") { throw ValidationError("--info takes KEY=VALUE, not '\(item)'") }
         if let limitRate, limitRate <= 0 { throw ValidationError("--limit-rate must be positive") }
+    }
+
+    var fileInfo: [String: String] {
+        Dictionary(info.map { item in
+            let parts = item.split(separator: "=", maxSplits: 1)
+            return (String(parts[0]).lowercased(), parts.count > 1 ? String(parts[1]) : "")
+        }, uniquingKeysWith: { _, last in last })
     }
 
     public func run() async throws {
@@ -107,7 +124,8 @@ public struct Upload: AsyncParsableCommand {
             let line = ProgressLine()
             let started = ContinuousClock.now
             let result = try await engine.upload(path: file, bucket: bucket, fileName: objectName,
-                                                 options: UploadOptions(concurrency: concurrency, partSize: partSize, maxBytesPerSecond: limitRate)) { line.show($0) }
+                                                 options: UploadOptions(concurrency: concurrency, partSize: partSize, maxBytesPerSecond: limitRate,
+                                                                        fileInfo: fileInfo)) { line.show($0) }
             line.finish()
             let seconds = (ContinuousClock.now - started).seconds
             let size = result.file.contentLength ?? 0

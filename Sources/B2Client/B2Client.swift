@@ -322,6 +322,27 @@ public actor B2Client {
     /// One ranged GET into `destination` at `offset` (the download engine resumes and verifies).
     /// - SeeAlso: https://www.backblaze.com/apidocs/b2-download-file-by-name
     public func download(_ source: DownloadSource, range: ClosedRange<Int64>?, into destination: ResponseFile) async throws(B2Error) -> HTTPClientResponse {
+        try await get(source, range: range, into: destination)
+    }
+
+    /// A byte range in memory (the verifier reads backups from B2 in chunks); transient failures are retried.
+    public func read(_ source: DownloadSource, range: ClosedRange<Int64>) async throws(B2Error) -> [UInt8] {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do throws(B2Error) {
+                let response = try await get(source, range: range, into: nil)
+                guard response.status == 206 || (response.status == 200 && range.lowerBound == 0) else {
+                    throw B2Error.invalidResponse(operation: "b2_download_file", detail: "asked for bytes \(range), got status \(response.status)")
+                }
+                return response.status == 200 ? Array(response.body.prefix(range.count)) : response.body
+            } catch where error.isTransient && attempt < retryPolicy.maxAttempts {
+                try? await Task.sleep(for: retryPolicy.delay(afterAttempt: attempt, retryAfter: nil))
+            }
+        }
+    }
+
+    private func get(_ source: DownloadSource, range: ClosedRange<Int64>?, into destination: ResponseFile?) async throws(B2Error) -> HTTPClientResponse {
         let operation = "b2_download_file"
         var reauthorized = false
         while true {

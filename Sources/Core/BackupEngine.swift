@@ -21,6 +21,8 @@ public actor BackupEngine {
     let remote: any RemoteStore
     /// Pull and restore jobs download through it; nil in tests of backups alone.
     let catalog: (any RemoteCatalog)?
+    /// The verify step also reads the upload back and checks it can be restored; nil skips that.
+    let checker: (any RestorabilityChecker)?
     let store: any JobStore
     private(set) var observer: (any JobObserver)?
     let clock: any WallClock
@@ -39,10 +41,11 @@ public actor BackupEngine {
 
     public init(source: any BackupSource, remote: any RemoteStore, catalog: (any RemoteCatalog)? = nil, store: any JobStore, observer: (any JobObserver)?,
                 clock: any WallClock, settings: BackupSettings, missingOptions: [String] = [], retention: (any RetentionHook)? = nil,
-                progressInterval: TimeInterval = 5, logger: Logger) {
+                checker: (any RestorabilityChecker)? = nil, progressInterval: TimeInterval = 5, logger: Logger) {
         self.source = source
         self.remote = remote
         self.catalog = catalog
+        self.checker = checker
         self.store = store
         self.observer = observer
         self.clock = clock
@@ -214,6 +217,16 @@ public actor BackupEngine {
             advance(&job, to: .verify)
         case .verify:
             try await verify(job)
+            if let checker, let object = job.remote {
+                // B2 holds the bytes we sent; now prove those bytes are a backup Home Assistant can restore.
+                let check = await checker.check(fileName: object.name, size: object.size, sha1: object.sha1, slug: job.slug, password: settings.password)
+                job.check = check
+                guard check.ok else {
+                    throw JobError(code: check.verdict == "flagged" ? "verify_flagged" : "not_restorable",
+                                   message: "the uploaded backup \(check.verdict == "flagged" ? "is not what it claims" : "cannot be restored"): "
+                                       + check.problems.joined(separator: "; "))
+                }
+            }
             advance(&job, to: .record)
         case .record:
             // The run is safe in B2 from here on: the catalog learns of it (a failure there is a warning;

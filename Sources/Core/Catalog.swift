@@ -1,5 +1,29 @@
 import Foundation
 
+/// The last check that a stored backup can be restored (read back from B2 and taken apart).
+public struct RestorabilityCheck: Codable, Sendable, Hashable {
+    public var at: Date
+    /// `full` or `quick`.
+    public var mode: String
+    /// `restorable`, `not_restorable`, or `flagged` (restorable, but not what it claims, e.g. not encrypted).
+    public var verdict: String
+    public var problems: [String]
+
+    public init(at: Date, mode: String, verdict: String, problems: [String]) {
+        self.at = at
+        self.mode = mode
+        self.verdict = verdict
+        self.problems = problems
+    }
+
+    public var ok: Bool { verdict == "restorable" }
+}
+
+/// Reads a stored backup back and checks it can be restored (the verify step and the scheduled check).
+public protocol RestorabilityChecker: Sendable {
+    func check(fileName: String, size: Int64, sha1: String?, slug: String?, password: String?) async -> RestorabilityCheck
+}
+
 /// One backup in B2 as the catalog records it: enough to list, restore and apply retention without
 /// downloading anything. Built from the upload (or, when the index is lost, from the file's own file info).
 public struct CatalogEntry: Codable, Sendable, Hashable {
@@ -19,6 +43,11 @@ public struct CatalogEntry: Codable, Sendable, Hashable {
     public var madeByAddon: Bool
     /// Object Lock: B2 refuses to delete it before this.
     public var lockedUntil: Date?
+    /// The last restorability check; a failed one takes the backup out of "newest verified".
+    public var lastCheck: RestorabilityCheck?
+
+    /// Uploaded, matched, and not found unrestorable since.
+    public var isVerified: Bool { verifiedAt != nil && lastCheck?.ok != false }
 
     public init(slug: String, name: String, facts: BackupFacts, size: Int64, sha1: String?, fileName: String, fileID: String,
                 uploadedAt: Date, verifiedAt: Date?, madeByAddon: Bool, lockedUntil: Date?) {
@@ -45,6 +74,8 @@ public struct CatalogSnapshot: Codable, Sendable, Hashable {
     public var backups: [CatalogEntry]
     /// Slugs the user pinned: kept in B2 and in Home Assistant whatever the policy says.
     public var pins: Set<String>
+    /// When the last scheduled restorability check ran (`verify_days` counts from it).
+    public var lastScheduledCheck: Date?
 
     public init(updatedAt: Date, backups: [CatalogEntry] = [], pins: Set<String> = []) {
         format = Self.format

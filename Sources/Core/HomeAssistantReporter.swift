@@ -134,6 +134,20 @@ public actor HomeAssistantReporter: JobObserver {
         await publish()
     }
 
+    /// A stored backup failed its restorability check: an event, the failure notification, the phone.
+    public func restorabilityFailed(_ entry: CatalogEntry, _ check: RestorabilityCheck) async {
+        await fire("b2_backup_verify_failed", [
+            "slug": .string(entry.slug), "name": .string(entry.name), "verdict": .string(check.verdict), "mode": .string(check.mode),
+            "problems": .string(check.problems.joined(separator: "; ")),
+        ])
+        let message = "The backup '\(entry.name)' in B2 \(check.verdict == "flagged" ? "is not what it claims" : "cannot be restored"): "
+            + check.problems.joined(separator: "; ") + ". It no longer counts as a good backup; make a new one."
+        await call("persistent_notification", "create", [
+            "notification_id": .string(Self.failureNotification), "title": "B2 Backup: a backup cannot be restored", "message": .string(message),
+        ])
+        if let service = settings.notifyService { await notify(service, title: "B2 Backup: a backup cannot be restored", message: message) }
+    }
+
     /// `b2_backup_restore_finished` and a notification, for pulls and restores (also when the outcome is
     /// learned after a full restore restarted the add-on).
     private func restoreFinished(_ job: Job) async {

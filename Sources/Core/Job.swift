@@ -202,6 +202,8 @@ public struct Job: Codable, Sendable, Hashable, Identifiable {
     public var warnings: [String]
     /// Pull and restore jobs: what to bring back.
     public var restore: RestoreSpec?
+    /// Backups: the restorability check of the uploaded file (the verify step).
+    public var check: RestorabilityCheck?
 
     public init(id: String, trigger: JobTrigger, plan: BackupPlan, startedAt: Date) {
         self.id = id

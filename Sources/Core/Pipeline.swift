@@ -26,6 +26,9 @@ public final class Pipeline: Sendable {
     public let reporter: HomeAssistantReporter?
     /// The catalog and the retention policies; nil without B2 (tests of the engine alone).
     public let retention: RetentionService?
+    /// Scheduled restorability checks (`verify_days`); nil interval turns them off.
+    let checker: (any RestorabilityChecker)?
+    let checkInterval: TimeInterval?
     let store: any JobStore
     let remote: any RemoteStore
     let clock: any WallClock
@@ -37,12 +40,15 @@ public final class Pipeline: Sendable {
     private let remoteSummary = Mutex<RemoteSummary?>(nil)
 
     /// - Parameter installedAt: when the add-on first ran on this install.
-    public init(engine: BackupEngine, scheduler: Scheduler, reporter: HomeAssistantReporter?, retention: RetentionService? = nil, store: any JobStore,
+    public init(engine: BackupEngine, scheduler: Scheduler, reporter: HomeAssistantReporter?, retention: RetentionService? = nil,
+                checker: (any RestorabilityChecker)? = nil, checkInterval: TimeInterval? = nil, store: any JobStore,
                 remote: any RemoteStore, clock: any WallClock, scheduleEnabled: Bool, staleAfter: TimeInterval, installedAt: Date, logger: Logger) async {
         self.engine = engine
         self.scheduler = scheduler
         self.reporter = reporter
         self.retention = retention
+        self.checker = checker
+        self.checkInterval = checkInterval
         self.store = store
         self.remote = remote
         self.clock = clock
@@ -114,11 +120,34 @@ public final class Pipeline: Sendable {
                 await refreshRemoteSummary()
                 await reporter?.publish()
             }
+            await checkRestorabilityIfDue(retention)
             do { try await clock.sleep(until: clock.now().addingTimeInterval(Self.retentionInterval)) } catch { return }
         }
     }
 
     public static let retentionInterval: TimeInterval = 86_400
+
+    /// One scheduled restorability check when `verify_days` have passed since the last one.
+    func checkRestorabilityIfDue(_ retention: RetentionService) async {
+        guard let checker, let checkInterval else { return }
+        if let last = await retention.lastScheduledCheck(), clock.now().timeIntervalSince(last) < checkInterval - 3600 { return }
+        await checkRestorability(slug: nil, scheduled: true, retention: retention, checker: checker)
+    }
+
+    /// Checks a stored backup now (`slug`, or the one checked longest ago) and tells Home Assistant when it fails.
+    @discardableResult
+    public func checkRestorability(slug: String?) async -> RestorabilityCheck? {
+        guard let retention, let checker else { return nil }
+        return await checkRestorability(slug: slug, scheduled: false, retention: retention, checker: checker)
+    }
+
+    private func checkRestorability(slug: String?, scheduled: Bool, retention: RetentionService, checker: any RestorabilityChecker) async -> RestorabilityCheck? {
+        await engine.waitForIdle()
+        guard let (entry, check) = await retention.checkRestorability(slug: slug, scheduled: scheduled, checker: checker,
+                                                                      password: await engine.settings.password) else { return nil }
+        if !check.ok { await reporter?.restorabilityFailed(entry, check) }
+        return check
+    }
 
     /// The newest runs first; the running one with live byte counts.
     public func history(limit: Int) async throws -> [Job] {

@@ -169,9 +169,10 @@ public actor RetentionService {
             let facts = job.local?.facts ?? BackupFacts(date: job.startedAt, type: job.plan.type.rawValue, protected: job.plan.protected,
                                                          homeAssistantVersion: nil, addons: [], folders: [])
             let now = clock.now()
-            let entry = CatalogEntry(slug: slug, name: job.plan.name, facts: facts, size: remote.size, sha1: remote.sha1, fileName: remote.name,
+            var entry = CatalogEntry(slug: slug, name: job.plan.name, facts: facts, size: remote.size, sha1: remote.sha1, fileName: remote.name,
                                      fileID: remote.fileID, uploadedAt: now, verifiedAt: now, madeByAddon: true,
                                      lockedUntil: snapshot.backups.first { $0.fileID == remote.fileID }?.lockedUntil)
+            entry.lastCheck = job.check
             snapshot.backups.removeAll { $0.fileID == remote.fileID || $0.slug == slug && $0.fileName == remote.name }
             snapshot.backups.append(entry)
             snapshot.updatedAt = now
@@ -207,9 +208,9 @@ public actor RetentionService {
         let now = clock.now()
         let remoteCandidates = snapshot.backups.map { entry in
             RetentionCandidate(id: entry.slug, name: entry.name, date: entry.facts.date, pinned: snapshot.pins.contains(entry.slug),
-                               managed: entry.madeByAddon || settings.manageOtherBackups, verified: entry.verifiedAt != nil, lockedUntil: entry.lockedUntil)
+                               managed: entry.madeByAddon || settings.manageOtherBackups, verified: entry.isVerified, lockedUntil: entry.lockedUntil)
         }
-        let verifiedInB2 = Set(snapshot.backups.filter { $0.verifiedAt != nil }.map(\.slug))
+        let verifiedInB2 = Set(snapshot.backups.filter(\.isVerified).map(\.slug))
         let localCandidates = homeBackups.filter(\.isLocal).map { backup in
             RetentionCandidate(id: backup.slug, name: backup.name, date: backup.date, pinned: snapshot.pins.contains(backup.slug),
                                managed: ours.contains(backup.slug) || settings.manageOtherBackups, verified: verifiedInB2.contains(backup.slug))
@@ -288,6 +289,39 @@ public actor RetentionService {
         return report
     }
 
+    // MARK: Restorability checks
+
+    /// Checks one stored backup: `slug`, or the one whose last check is oldest (never checked first).
+    /// The result is kept in the catalog. Returns nil when there is nothing to check or no checker.
+    public func checkRestorability(slug: String? = nil, scheduled: Bool, checker: any RestorabilityChecker,
+                                   password: String?) async -> (entry: CatalogEntry, check: RestorabilityCheck)? {
+        await beginChange()
+        defer { endChange() }
+        guard var snapshot = try? await self.snapshot() else { return nil }
+        let candidates = snapshot.backups.sorted {
+            ($0.lastCheck?.at ?? .distantPast, $0.facts.date) < ($1.lastCheck?.at ?? .distantPast, $1.facts.date)
+        }
+        guard let entry = slug.map({ slug in candidates.first { $0.slug == slug } }) ?? candidates.first else { return nil }
+        let check = await checker.check(fileName: entry.fileName, size: entry.size, sha1: entry.sha1, slug: entry.slug.hasPrefix("file:") ? nil : entry.slug,
+                                        password: password)
+        if let index = snapshot.backups.firstIndex(where: { $0.fileID == entry.fileID }) { snapshot.backups[index].lastCheck = check }
+        if scheduled { snapshot.lastScheduledCheck = clock.now() }
+        snapshot.updatedAt = clock.now()
+        do { try await catalog.save(snapshot) } catch {
+            logger.warning("cannot save the check's result in the catalog index", metadata: ["error": "\(error)"])
+        }
+        await remember(snapshot)
+        logger.info("restorability check", metadata: ["backup.slug": "\(entry.slug)", "check.verdict": "\(check.verdict)", "check.mode": "\(check.mode)"])
+        var checked = entry
+        checked.lastCheck = check
+        return (checked, check)
+    }
+
+    /// When the last scheduled check ran, from the catalog (nil: never, or B2 unreachable).
+    public func lastScheduledCheck() async -> Date? {
+        try? await snapshot().lastScheduledCheck
+    }
+
     // MARK: Listing, pins, manual deletion
 
     /// Home Assistant's backups and B2's, merged by slug, newest first, with what the policies would do.
@@ -358,11 +392,11 @@ public actor RetentionService {
                 if snapshot.pins.contains(slug) {
                     throw RetentionRefusal(code: "pinned", message: "the backup is pinned; unpin it first or pass force=true")
                 }
-                let newestVerified = snapshot.backups.filter { $0.verifiedAt != nil }.max { $0.facts.date < $1.facts.date }
+                let newestVerified = snapshot.backups.filter(\.isVerified).max { $0.facts.date < $1.facts.date }
                 if remote != nil, newestVerified?.slug == slug {
                     throw RetentionRefusal(code: "newest_verified", message: "this is the newest verified backup in B2; pass force=true to delete it anyway")
                 }
-                if local != nil, location == .local, snapshot.entry(slug: slug)?.verifiedAt == nil {
+                if local != nil, location == .local, snapshot.entry(slug: slug)?.isVerified != true {
                     throw RetentionRefusal(code: "no_verified_copy", message: "this backup has no verified copy in B2; pass force=true to delete it anyway")
                 }
             }

@@ -17,7 +17,9 @@ struct CatalogRoutes: Sendable {
             let verified_at: Nullable<String>
             let locked_until: Nullable<String>
             let made_by_addon: Bool
+            let last_check: Nullable<Check>
         }
+        struct Check: Encodable { let at: String; let mode: String; let verdict: String; let problems: [String] }
         struct Local: Encodable { let size: Int64 }
         struct WouldDelete: Encodable { let b2: Bool; let local: Bool }
 
@@ -45,11 +47,12 @@ struct CatalogRoutes: Sendable {
             protected = backup.protected
             locations = (backup.remote != nil ? ["b2"] : []) + (backup.local != nil ? ["local"] : [])
             pinned = backup.pinned
-            verified_at = Nullable(backup.remote?.verifiedAt.map(ISO8601.string))
+            verified_at = Nullable(backup.remote.flatMap { $0.isVerified ? $0.verifiedAt : nil }.map(ISO8601.string))
             b2 = Nullable(backup.remote.map {
                 Remote(file_name: $0.fileName, size: $0.size, sha1: Nullable($0.sha1), uploaded_at: ISO8601.string($0.uploadedAt),
                        verified_at: Nullable($0.verifiedAt.map(ISO8601.string)), locked_until: Nullable($0.lockedUntil.map(ISO8601.string)),
-                       made_by_addon: $0.madeByAddon)
+                       made_by_addon: $0.madeByAddon,
+                       last_check: Nullable($0.lastCheck.map { Check(at: ISO8601.string($0.at), mode: $0.mode, verdict: $0.verdict, problems: $0.problems) }))
             })
             local = Nullable(backup.local.map { Local(size: $0.size) })
             would_delete = WouldDelete(b2: backup.remoteKeep == false, local: backup.localKeep == false)

@@ -117,6 +117,8 @@ import Testing
         (#"{"manage_other_backups": true, "b2_deletion": " hide ", "immutable_days": 3650}"#,
          AddonOptions(manageOtherBackups: true, b2Deletion: "hide", immutableDays: 3650)),
         (#"{"b2_deletion": "delete", "immutable_days": 0}"#, AddonOptions(b2Deletion: "delete", immutableDays: 0)),
+        (#"{"verify_days": 0, "verify_mode": "quick"}"#, AddonOptions(verifyDays: 0, verifyMode: "quick")),
+        (#"{"verify_days": 365, "verify_mode": "full"}"#, AddonOptions(verifyDays: 365)),
         (#"{"b2_deletion": "", "keep_daily": null, "local_keep_last": null, "manage_other_backups": null}"#, AddonOptions()),
     ])
     func pipelineOptionsAreParsed(json: String, expected: AddonOptions) throws {
@@ -203,6 +205,9 @@ import Testing
         (#"{"immutable_days": 3651}"#, "immutable_days", "between 0 and 3650"),
         (#"{"immutable_days": -1}"#, "immutable_days", "between 0 and 3650"),
         (#"{"immutable_days": "30"}"#, "immutable_days", "must be an integer"),
+        (#"{"verify_days": 366}"#, "verify_days", "between 0 and 365"),
+        (#"{"verify_days": 1.5}"#, "verify_days", "must be an integer"),
+        (#"{"verify_mode": "deep"}"#, "verify_mode", "is not one of full, quick"),
     ])
     func invalidPipelineOptionsAreNamed(json: String, option: String, message: String) {
         #expect { try parse(json) } throws: { error in
@@ -249,7 +254,7 @@ import Testing
     /// schema type (a JSON object) is refused with that key's name.
     @Test func everySchemaKeyIsParsed() throws {
         let schema = try ConfigYAML.block("schema", in: Self.addonDirectory)
-        #expect(schema.count >= 35)
+        #expect(schema.count >= 37)
         for (key, _) in schema {
             #expect { try parse(#"{"\#(key)": {"wrong": "type"}}"#) } throws: { error in
                 (error as? ConfigurationError)?.option == key
