@@ -186,6 +186,17 @@ final class B2Catalog: RemoteCatalog {
         return formatter.date(from: text)
     }
 
+    /// Top-level folders of the bucket (one listing with a delimiter).
+    static func prefixes(of store: B2RemoteStore) async throws(PortError) -> [String] {
+        do throws(B2Error) {
+            let bucket = try await store.resolvedBucket()
+            return try await store.client.listFileNames(bucketID: bucket.bucketId, delimiter: "/")
+                .filter { $0.action == "folder" }.map { String($0.fileName.dropLast()) }
+        } catch {
+            throw B2RemoteStore.port(error)
+        }
+    }
+
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
@@ -198,4 +209,19 @@ final class B2Catalog: RemoteCatalog {
         decoder.dateDecodingStrategy = .iso8601
         return decoder
     }()
+}
+
+/// Other prefixes of the same bucket, read-only: listed and restored from, never pruned.
+struct B2BucketCatalogs: BucketCatalogs {
+    let store: B2RemoteStore
+    let scratch: URL
+    let logger: Logger
+
+    func prefixes() async throws(PortError) -> [String] { try await B2Catalog.prefixes(of: store) }
+
+    func catalog(prefix: String) -> any RemoteCatalog {
+        let other = B2RemoteStore(client: store.client, journal: MemoryLessJournal(), bucketName: store.bucketName,
+                                  prefix: AddonOptions.normalizedPrefix(prefix), logger: logger)
+        return B2Catalog(store: other, hideInsteadOfDelete: true, manageOtherBackups: false, scratch: scratch, logger: logger)
+    }
 }

@@ -83,7 +83,9 @@ enum PipelineAssembly {
             "schedule": "\(options.scheduleEnabled ? options.scheduleTimes.joined(separator: ",") + " on " + options.scheduleDays.joined(separator: ",") : "off")",
         ])
         return await Pipeline(engine: engine, scheduler: scheduler, reporter: reporter, retention: retention, checker: checker,
-                              checkInterval: options.verifyDays > 0 ? TimeInterval(options.verifyDays) * 86_400 : nil, store: jobs, remote: remote, clock: clock,
+                              checkInterval: options.verifyDays > 0 ? TimeInterval(options.verifyDays) * 86_400 : nil,
+                              bucket: B2BucketCatalogs(store: remote, scratch: settings.dataDirectory.appendingPathComponent("tmp"), logger: logger),
+                              store: jobs, remote: remote, clock: clock,
                               scheduleEnabled: options.scheduleEnabled, staleAfter: TimeInterval(options.staleAfterHours) * 3600,
                               installedAt: installedAt, logger: logger)
     }

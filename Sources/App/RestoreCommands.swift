@@ -76,15 +76,6 @@ public struct Verify: AsyncParsableCommand {
     }
 }
 
-/// A journal that keeps nothing (the verify command only reads).
-struct MemoryLessJournal: UploadJournal {
-    func record(bucketID: String, fileName: String) async throws -> LargeUploadRecord? { nil }
-    func save(_ record: LargeUploadRecord) async throws {}
-    func partConfirmed(fileID: String, partNumber: Int, sha1: String) async throws {}
-    func confirmedParts(fileID: String) async throws -> [Int: String] { [:] }
-    func remove(fileID: String) async throws {}
-}
-
 /// What `restore` and `pull` share: the add-on's own pipeline, from the options file and the environment.
 struct PipelineCommandContext: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Folder with options.json and the state database.")

@@ -30,3 +30,12 @@ struct StoredUploadJournal: UploadJournal {
         try await store.removeLargeUpload(fileID: fileID)
     }
 }
+
+/// A journal that keeps nothing: for stores that only read, or write small files (the catalog index).
+struct MemoryLessJournal: UploadJournal {
+    func record(bucketID: String, fileName: String) async throws -> LargeUploadRecord? { nil }
+    func save(_ record: LargeUploadRecord) async throws {}
+    func partConfirmed(fileID: String, partNumber: Int, sha1: String) async throws {}
+    func confirmedParts(fileID: String) async throws -> [Int: String] { [:] }
+    func remove(fileID: String) async throws {}
+}

@@ -259,12 +259,14 @@ public actor B2Client {
 
     /// The newest visible version of each name under `prefix` (all pages).
     /// - SeeAlso: https://www.backblaze.com/apidocs/b2-list-file-names
-    public func listFileNames(bucketID: String, prefix: String = "", pageSize: Int = 1000) async throws(B2Error) -> [B2File] {
+    /// With a `delimiter` ("/"), names below a deeper level come back once as a `folder` entry.
+    public func listFileNames(bucketID: String, prefix: String = "", delimiter: String? = nil, pageSize: Int = 1000) async throws(B2Error) -> [B2File] {
         struct Page: Decodable { let files: [B2File]; let nextFileName: String? }
         var files: [B2File] = []
         var start: String?
         while true {
             var body: [String: Any] = ["bucketId": bucketID, "maxFileCount": pageSize, "prefix": prefix]
+            if let delimiter { body["delimiter"] = delimiter }
             if let start { body["startFileName"] = start }
             let page = try await call("b2_list_file_names", body, as: Page.self)
             files += page.files

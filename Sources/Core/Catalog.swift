@@ -114,6 +114,14 @@ public protocol RemoteCatalog: Sendable {
                   progress: @escaping @Sendable (_ done: Int64, _ total: Int64) -> Void) async throws(PortError) -> LocalCopy
 }
 
+/// The catalogs of other prefixes in the same bucket (other Home Assistant installations, or an older
+/// `b2_prefix`), read on request for disaster recovery.
+public protocol BucketCatalogs: Sendable {
+    /// Folders at the bucket's top level that hold backups or a catalog index.
+    func prefixes() async throws(PortError) -> [String]
+    func catalog(prefix: String) -> any RemoteCatalog
+}
+
 /// A backup in Home Assistant's list (`GET /backups`).
 public struct HomeAssistantBackup: Sendable, Hashable {
     public var slug: String

@@ -26,6 +26,8 @@ public final class Pipeline: Sendable {
     public let reporter: HomeAssistantReporter?
     /// The catalog and the retention policies; nil without B2 (tests of the engine alone).
     public let retention: RetentionService?
+    /// Other prefixes of the bucket, for listing and restoring their backups.
+    public let bucket: (any BucketCatalogs)?
     /// Scheduled restorability checks (`verify_days`); nil interval turns them off.
     let checker: (any RestorabilityChecker)?
     let checkInterval: TimeInterval?
@@ -41,7 +43,7 @@ public final class Pipeline: Sendable {
 
     /// - Parameter installedAt: when the add-on first ran on this install.
     public init(engine: BackupEngine, scheduler: Scheduler, reporter: HomeAssistantReporter?, retention: RetentionService? = nil,
-                checker: (any RestorabilityChecker)? = nil, checkInterval: TimeInterval? = nil, store: any JobStore,
+                checker: (any RestorabilityChecker)? = nil, checkInterval: TimeInterval? = nil, bucket: (any BucketCatalogs)? = nil, store: any JobStore,
                 remote: any RemoteStore, clock: any WallClock, scheduleEnabled: Bool, staleAfter: TimeInterval, installedAt: Date, logger: Logger) async {
         self.engine = engine
         self.scheduler = scheduler
@@ -49,6 +51,7 @@ public final class Pipeline: Sendable {
         self.retention = retention
         self.checker = checker
         self.checkInterval = checkInterval
+        self.bucket = bucket
         self.store = store
         self.remote = remote
         self.clock = clock
@@ -161,10 +164,16 @@ public final class Pipeline: Sendable {
 
     /// Pulls a backup from B2 into Home Assistant, and restores it unless `pullOnly`. The backup is looked
     /// up in the catalog (B2) and in Home Assistant's list; already in Home Assistant, nothing is downloaded.
-    public func startRestore(slug: String, _ request: RestoreOptions, pullOnly: Bool) async throws(EngineRefusal) -> Job {
+    public func startRestore(slug: String, _ request: RestoreOptions, pullOnly: Bool, prefix: String? = nil) async throws(EngineRefusal) -> Job {
         do { try request.validate() } catch { throw .invalidRequest(error) }
         let entry: CatalogEntry?
-        do { entry = try await retention?.snapshot().entry(slug: slug) } catch {
+        do {
+            if let prefix, let bucket {
+                entry = try await bucket.catalog(prefix: prefix).load().snapshot.entry(slug: slug)
+            } else {
+                entry = try await retention?.snapshot().entry(slug: slug)
+            }
+        } catch {
             throw .invalidRequest(JobError(code: error.code, message: "cannot read the catalog in B2: \(error.message)"))
         }
         var local: HomeAssistantBackup?

@@ -66,6 +66,21 @@ public struct ListedBackup: Sendable, Hashable {
     public var remoteKeep: Bool?
     public var localKeep: Bool?
     public var reasons: [String]
+
+    public init(slug: String, name: String, date: Date, type: String, protected: Bool, pinned: Bool, remote: CatalogEntry?, local: HomeAssistantBackup?,
+                remoteKeep: Bool?, localKeep: Bool?, reasons: [String]) {
+        self.slug = slug
+        self.name = name
+        self.date = date
+        self.type = type
+        self.protected = protected
+        self.pinned = pinned
+        self.remote = remote
+        self.local = local
+        self.remoteKeep = remoteKeep
+        self.localKeep = localKeep
+        self.reasons = reasons
+    }
 }
 
 /// Why a manual deletion or pin was refused.

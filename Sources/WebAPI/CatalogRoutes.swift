@@ -5,6 +5,7 @@ import HTTPServer
 /// `GET /api/backups`, pins, `DELETE /api/backups/{slug}` and `GET /api/retention/preview`.
 struct CatalogRoutes: Sendable {
     let retention: RetentionService?
+    let pipeline: Pipeline?
     let access: APIAccess
     let missingOptions: [String]
 
@@ -76,8 +77,27 @@ struct CatalogRoutes: Sendable {
     }
 
     func register(_ router: inout Router) {
+        router.get("/api/prefixes") { request in
+            try access.authorize(request)
+            guard let bucket = pipeline?.bucket else { _ = try available(); throw HTTPError(.notFound) }
+            let prefixes: [String]
+            do throws(PortError) { prefixes = try await bucket.prefixes() } catch { throw Self.unavailable(error) }
+            struct Body: Encodable { let prefixes: [String] }
+            return try .json(Body(prefixes: prefixes))
+        }
         router.get("/api/backups") { request in
             try access.authorize(request)
+            if let prefix = request.query("prefix"), !prefix.isEmpty, let bucket = pipeline?.bucket {
+                // Another installation's (or an older) prefix: what its catalog lists, read-only.
+                let snapshot: CatalogSnapshot
+                do throws(PortError) { snapshot = try await bucket.catalog(prefix: prefix).load().snapshot } catch { throw Self.unavailable(error) }
+                struct Body: Encodable { let prefix: String; let backups: [Listed] }
+                let listed = snapshot.backups.sorted { $0.facts.date > $1.facts.date }.map { entry in
+                    Listed(ListedBackup(slug: entry.slug, name: entry.name, date: entry.facts.date, type: entry.facts.type, protected: entry.facts.protected,
+                                        pinned: snapshot.pins.contains(entry.slug), remote: entry, local: nil, remoteKeep: nil, localKeep: nil, reasons: []))
+                }
+                return try .json(Body(prefix: prefix, backups: listed))
+            }
             let retention = try available()
             let backups: [ListedBackup]
             do throws(PortError) { backups = try await retention.listing() } catch { throw Self.unavailable(error) }

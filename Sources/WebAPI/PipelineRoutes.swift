@@ -118,7 +118,8 @@ struct PipelineRoutes: Sendable {
                 let options = try Self.restoreOptions(try await request.body.collect(), pullOnly: pullOnly)
                 let job: Job
                 do throws(EngineRefusal) {
-                    job = try await pipeline.startRestore(slug: request.pathParameters["slug"] ?? "", options, pullOnly: pullOnly)
+                    job = try await pipeline.startRestore(slug: request.pathParameters["slug"] ?? "", options, pullOnly: pullOnly,
+                                                          prefix: request.query("prefix").flatMap { $0.isEmpty ? nil : $0 })
                 } catch {
                     throw Self.httpError(error)
                 }

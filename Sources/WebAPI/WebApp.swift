@@ -103,7 +103,7 @@ public struct WebApp: Sendable {
             return try .json(StatusBody(version: version, setup: setup, pipeline: await pipeline?.status()))
         }
         PipelineRoutes(pipeline: pipeline, access: access, missingOptions: setup.missing_options).register(&router)
-        CatalogRoutes(retention: pipeline?.retention, access: access, missingOptions: setup.missing_options).register(&router)
+        CatalogRoutes(retention: pipeline?.retention, pipeline: pipeline, access: access, missingOptions: setup.missing_options).register(&router)
         return router
     }
 

@@ -1,3 +1,4 @@
+import B2Client
 import B2Simulator
 import Core
 import Foundation
@@ -158,5 +159,32 @@ import SupervisorClient
 enum SupervisorClientFactory {
     static func client(_ harness: PipelineHarness) -> SupervisorClient {
         SupervisorClient(baseURL: harness.supervisor.url, token: harness.supervisor.configuration.token, logger: quiet)
+    }
+}
+
+/// Backups of another prefix in the same bucket (another installation, or an older `b2_prefix`).
+@Suite(.timeLimit(.minutes(2)))
+struct OtherPrefixTests {
+    @Test func anotherPrefixIsListedAndRestoredFrom() async throws {
+        try await withHarness { harness in
+            let b2 = B2Client(credentials: B2Credentials(keyID: PipelineHarness.keyID, applicationKey: PipelineHarness.applicationKey),
+                              realm: harness.b2.realmURL, logger: quiet)
+            let other = B2RemoteStore(client: b2, journal: MemoryLessJournal(), bucketName: PipelineHarness.bucket, prefix: "old-house", logger: quiet)
+            let fixture = RestorabilityTests.fixtures.appendingPathComponent("full-plain.tar")
+            _ = try await other.upload(path: fixture.path, name: "full-plain.tar",
+                                       info: ["ha_slug": "5efcaa2d", "ha_name": "Old house", "ha_date": "2026-09-14T03:00:04Z"],
+                                       settings: UploadSettings(concurrency: 1, bytesPerSecond: nil)) { _, _ in }
+            let pipeline = try await harness.pipeline()
+            let bucket = try #require(pipeline.bucket)
+            #expect(try await bucket.prefixes().contains("old-house"))
+            let listed = try await bucket.catalog(prefix: "old-house").load().snapshot
+            #expect(listed.backups.map(\.slug) == ["5efcaa2d"])
+            await #expect(throws: EngineRefusal.notFound(slug: "5efcaa2d")) { try await pipeline.startRestore(slug: "5efcaa2d", RestoreOptions(), pullOnly: true) }
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startRestore(slug: "5efcaa2d", RestoreOptions(), pullOnly: true,
+                                                                                                  prefix: "old-house").id))
+            #expect(job.state == .done, "\(job.error?.message ?? "")")
+            let back = try #require(await harness.supervisor.backups().first { $0.slug == "5efcaa2d" })
+            #expect(try Data(contentsOf: back.file) == Data(contentsOf: fixture))
+        }
     }
 }
