@@ -125,6 +125,18 @@ struct RestoreTests {
         }
     }
 
+    @Test func aDownloadCutShortIsResumedAndArrivesIdentical() async throws {
+        try await withHarness { harness in
+            let (pipeline, slug, original) = try await disasterAfterOneBackup(harness)
+            _ = try await #require(pipeline.retention).snapshot()
+            await harness.b2.faults.truncateDownload(afterBytes: 200_000, times: 2)
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startRestore(slug: slug, RestoreOptions(), pullOnly: true).id))
+            #expect(job.state == .done, "\(job.error?.message ?? "")")
+            let back = try #require(await harness.supervisor.backups().first)
+            #expect(try Data(contentsOf: back.file) == original)
+        }
+    }
+
     /// A full restore stops the add-on and replaces its data folder; the intent kept in the backup folder
     /// lets the next start learn and report the outcome.
     @Test func afterAFullRestoreRestartsTheAddOnTheOutcomeIsReported() async throws {
