@@ -676,3 +676,48 @@ extension TarReader {
         return members
     }
 }
+
+// MARK: - Header decoding shared with push parsers
+
+extension TarReader {
+    /// One 512-byte header block, checksum verified: an extension whose data follows (PAX `x`/`g`, GNU
+    /// `L`/`K`), or a member's own header. Lets ``TarStreamParser`` (bytes pushed to it, as when a backup
+    /// streams from B2 or out of zlib) decode headers exactly as ``next()`` does.
+    enum HeaderBlock {
+        case extensionHeader(flag: UInt8, size: Int64)
+        case member(TarEntry, flag: UInt8)
+    }
+
+    static func decodeHeaderBlock(_ block: [UInt8], at offset: Int64) throws(TarError) -> HeaderBlock {
+        try verifyChecksum(block, at: offset)
+        let flag = block[156]
+        switch flag {
+        case UInt8(ascii: "x"), UInt8(ascii: "g"), UInt8(ascii: "L"), UInt8(ascii: "K"):
+            let size = try number(block, 124, 12, at: offset)
+            guard size <= Int64(maxExtensionBytes) else { throw TarError(.badPaxRecord, offset: offset, "extension header of \(size) bytes") }
+            return .extensionHeader(flag: flag, size: size)
+        default:
+            return .member(try entry(from: block, at: offset), flag: flag)
+        }
+    }
+
+    /// Applies pending PAX records and GNU long names to a member header, as ``next()`` does.
+    static func completeEntry(_ entry: inout TarEntry, flag: UInt8, records: [String: String], gnuName: String?, gnuLink: String?,
+                              at offset: Int64) throws(TarError) {
+        if let gnuName { entry.name = gnuName }
+        if let gnuLink { entry.linkName = gnuLink }
+        try apply(records, to: &entry, at: offset)
+        if entry.kind == .file, entry.name.hasSuffix("/"), flag == 0 { entry.kind = .directory }
+    }
+}
+
+extension TarEntry {
+    /// Bytes of data that follow the header: links and directories carry none, whatever their size
+    /// field says (POSIX).
+    var storedDataSize: Int64 {
+        switch kind {
+        case .directory, .symbolicLink, .hardLink: 0
+        default: size
+        }
+    }
+}
