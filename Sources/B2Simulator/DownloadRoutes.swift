@@ -112,8 +112,10 @@ enum DownloadRoutes {
         var segmentStart = 0
         for segment in segments {
             defer { segmentStart += segment.length }
-            let overlap = max(range.lowerBound, segmentStart)..<min(range.upperBound, segmentStart + segment.length)
-            guard !overlap.isEmpty else { continue }
+            // Segments wholly before or after the range overlap nothing (and would make an inverted Range).
+            let lower = max(range.lowerBound, segmentStart), upper = min(range.upperBound, segmentStart + segment.length)
+            guard lower < upper else { continue }
+            let overlap = lower..<upper
             let handle = try FileHandle(forReadingFrom: segment.path)
             defer { try? handle.close() }
             try handle.seek(toOffset: UInt64(overlap.lowerBound - segmentStart))
