@@ -166,7 +166,8 @@ public actor RetentionService {
             do { try await catalog.save(snapshot) } catch {
                 logger.warning("cannot save the rebuilt catalog index", metadata: ["error": "\(error)"])
             }
-            logger.info("catalog index rebuilt from the bucket listing", metadata: ["catalog.backups": "\(snapshot.backups.count)"])
+            // Routine after each upload (the new file is not in the index until recorded); info-worthy only when lost.
+            logger.debug("catalog index brought in line with the bucket listing", metadata: ["catalog.backups": "\(snapshot.backups.count)"])
         }
         await remember(snapshot)
         return snapshot
