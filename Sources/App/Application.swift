@@ -74,13 +74,14 @@ public final class Application: Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(at: settings.dataDirectory, withIntermediateDirectories: true)
         store = try StateStore(path: settings.dataDirectory.appendingPathComponent("state.db").path, logger: logger)
-        pipeline = try await PipelineAssembly.make(settings: settings, store: store, logger: logger)
+        let assembled = try await PipelineAssembly.assemble(settings: settings, store: store, logger: logger)
+        pipeline = assembled?.pipeline
         let app = WebApp(version: AddonVersion.current,
                          access: APIAccess(ingressProxy: settings.ingressProxy, apiToken: settings.options.apiToken),
                          health: AppHealth(store: store),
                          setup: SetupStatus(bucket: settings.options.b2Bucket, prefix: settings.options.b2Prefix,
                                             missingOptions: settings.options.missingForBackups, apiTokenSet: settings.options.apiToken != nil),
-                         pipeline: pipeline)
+                         pipeline: pipeline, setupCheck: assembled?.setupCheck)
         server = try HTTPServer(configuration: .init(host: settings.host, port: settings.port), router: app.router(), logger: logger)
     }
 

@@ -39,6 +39,11 @@ enum PipelineAssembly {
     static let installedAtKey = "installed_at"
 
     static func make(settings: ServeSettings, store: StateStore, logger: Logger) async throws -> Pipeline? {
+        try await assemble(settings: settings, store: store, logger: logger)?.pipeline
+    }
+
+    /// The pipeline and the page's setup check, which share the clients.
+    static func assemble(settings: ServeSettings, store: StateStore, logger: Logger) async throws -> (pipeline: Pipeline, setupCheck: SetupChecker)? {
         let options = settings.options
         guard options.missingForBackups.isEmpty, let keyID = options.b2KeyID, let key = options.b2Key, let bucket = options.b2Bucket else { return nil }
         guard let token = settings.environment.supervisorToken else {
@@ -82,12 +87,13 @@ enum PipelineAssembly {
             "b2.bucket": "\(bucket)", "time_zone": "\(timeZone.identifier)",
             "schedule": "\(options.scheduleEnabled ? options.scheduleTimes.joined(separator: ",") + " on " + options.scheduleDays.joined(separator: ",") : "off")",
         ])
-        return await Pipeline(engine: engine, scheduler: scheduler, reporter: reporter, retention: retention, checker: checker,
+        let pipeline = await Pipeline(engine: engine, scheduler: scheduler, reporter: reporter, retention: retention, checker: checker,
                               checkInterval: options.verifyDays > 0 ? TimeInterval(options.verifyDays) * 86_400 : nil,
                               bucket: B2BucketCatalogs(store: remote, scratch: settings.dataDirectory.appendingPathComponent("tmp"), logger: logger),
                               store: jobs, remote: remote, clock: clock,
                               scheduleEnabled: options.scheduleEnabled, staleAfter: TimeInterval(options.staleAfterHours) * 3600,
                               installedAt: installedAt, logger: logger)
+        return (pipeline, SetupChecker(b2: b2, store: remote, supervisor: supervisor, options: options))
     }
 
     /// Home Assistant's time zone from the Supervisor; else `TZ`; else UTC (logged, since schedules then run in UTC).

@@ -35,8 +35,10 @@ public struct B2Bucket: Sendable, Hashable, Decodable {
     /// Object Lock is enabled (`fileLockConfiguration.value.isFileLockEnabled`). False when B2 does not say, which
     /// it does not for a key without `readBucketRetentions`.
     public var fileLockEnabled: Bool
+    /// The bucket's lifecycle rules (B2 deletes or hides files by them, behind any client's back).
+    public var lifecycleRules: [B2LifecycleRule]
 
-    private enum CodingKeys: String, CodingKey { case bucketId, bucketName, bucketType, fileLockConfiguration }
+    private enum CodingKeys: String, CodingKey { case bucketId, bucketName, bucketType, fileLockConfiguration, lifecycleRules }
     private struct FileLockConfiguration: Decodable {
         struct Value: Decodable { let isFileLockEnabled: Bool? }
         let value: Value?
@@ -50,7 +52,16 @@ public struct B2Bucket: Sendable, Hashable, Decodable {
         // A shape we do not know must not make the bucket unusable: it only means "not known to be locked".
         let lock = try? container.decodeIfPresent(FileLockConfiguration.self, forKey: .fileLockConfiguration)
         fileLockEnabled = lock?.value?.isFileLockEnabled ?? false
+        lifecycleRules = (try? container.decodeIfPresent([B2LifecycleRule].self, forKey: .lifecycleRules)) ?? []
     }
+}
+
+/// `lifecycleRules[]` of a bucket.
+/// - SeeAlso: https://www.backblaze.com/docs/cloud-storage-lifecycle-rules
+public struct B2LifecycleRule: Sendable, Hashable, Decodable {
+    public let fileNamePrefix: String
+    public let daysFromUploadingToHiding: Int?
+    public let daysFromHidingToDeleting: Int?
 }
 
 /// An Object Lock retention: until `retainUntil` the file version cannot be deleted (compliance), or only with

@@ -41,7 +41,7 @@ public actor BackupEngine {
 
     public init(source: any BackupSource, remote: any RemoteStore, catalog: (any RemoteCatalog)? = nil, store: any JobStore, observer: (any JobObserver)?,
                 clock: any WallClock, settings: BackupSettings, missingOptions: [String] = [], retention: (any RetentionHook)? = nil,
-                checker: (any RestorabilityChecker)? = nil, progressInterval: TimeInterval = 5, logger: Logger) {
+                checker: (any RestorabilityChecker)? = nil, progressInterval: TimeInterval = 1, logger: Logger) {
         self.source = source
         self.remote = remote
         self.catalog = catalog

@@ -99,9 +99,16 @@ public actor HomeAssistantReporter: JobObserver {
         await publish()
     }
 
+    /// Progress reaches Home Assistant at most every `progressInterval` (the page gets it every second).
     public func jobProgressed(_ job: Job) async {
+        let now = clock.now()
+        guard now.timeIntervalSince(lastProgressPublish) >= Self.progressInterval else { return }
+        lastProgressPublish = now
         await publish()
     }
+
+    static let progressInterval: TimeInterval = 10
+    private var lastProgressPublish = Date.distantPast
 
     public func jobFinished(_ job: Job) async {
         guard job.kind == .backup else {

@@ -26,6 +26,8 @@ public final class Pipeline: Sendable {
     public let reporter: HomeAssistantReporter?
     /// The catalog and the retention policies; nil without B2 (tests of the engine alone).
     public let retention: RetentionService?
+    /// Live events for the page.
+    public let events = EventHub()
     /// Other prefixes of the bucket, for listing and restoring their backups.
     public let bucket: (any BucketCatalogs)?
     /// Scheduled restorability checks (`verify_days`); nil interval turns them off.
@@ -61,7 +63,11 @@ public final class Pipeline: Sendable {
         self.logger = logger
         await reporter?.connect { [weak self] in await self?.status() ?? PipelineStatus(state: "idle", scheduleEnabled: false, stale: false) }
         await engine.observe(with: PipelineObserver(pipeline: self))
-        if let reporter { await scheduler.onPlan { _, _ in await reporter.scheduleChanged() } }
+        let events = events
+        await scheduler.onPlan { [reporter] _, _ in
+            await reporter?.scheduleChanged()
+            await events.publish(.status)
+        }
     }
 
     public func status() async -> PipelineStatus {
@@ -152,6 +158,26 @@ public final class Pipeline: Sendable {
         return check
     }
 
+    /// Counters for `GET /metrics`, from the run history.
+    public struct Metrics: Sendable {
+        public var runs: [String: Int] = [:]
+        public var bytesUploaded: Int64 = 0
+        public var lastSuccess: Job?
+        public var lastRun: Job?
+    }
+
+    public func metrics() async -> Metrics {
+        var metrics = Metrics()
+        let history = (try? await store.recentJobs(limit: 100_000)) ?? []
+        for job in history where job.kind == .backup && job.isFinished {
+            metrics.runs[job.state == .done ? "success" : "failed", default: 0] += 1
+            if job.state == .done { metrics.bytesUploaded += job.remote?.size ?? 0 }
+        }
+        metrics.lastRun = history.first { $0.kind == .backup && $0.isFinished }
+        metrics.lastSuccess = history.first { $0.kind == .backup && $0.state == .done }
+        return metrics
+    }
+
     /// The newest runs first; the running one with live byte counts.
     public func history(limit: Int) async throws -> [Job] {
         let running = await engine.runningJob
@@ -192,11 +218,22 @@ public final class Pipeline: Sendable {
 struct PipelineObserver: JobObserver {
     weak var pipeline: Pipeline?
 
-    func jobStarted(_ job: Job) async { await pipeline?.reporter?.jobStarted(job) }
-    func jobProgressed(_ job: Job) async { await pipeline?.reporter?.jobProgressed(job) }
+    func jobStarted(_ job: Job) async {
+        await pipeline?.events.publish(.job(job))
+        await pipeline?.events.publish(.status)
+        await pipeline?.reporter?.jobStarted(job)
+    }
+
+    func jobProgressed(_ job: Job) async {
+        await pipeline?.events.publish(.job(job))
+        await pipeline?.reporter?.jobProgressed(job)
+    }
+
     func jobFinished(_ job: Job) async {
         guard let pipeline else { return }
         await pipeline.refreshRemoteSummary()
+        await pipeline.events.publish(.job(job))
+        await pipeline.events.publish(.status)
         await pipeline.reporter?.jobFinished(job)
     }
 }

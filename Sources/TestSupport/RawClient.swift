@@ -62,6 +62,16 @@ public final class RawClient: @unchecked Sendable {
         }
     }
 
+    /// The next bytes the server sends, raw (at least one; `.closed` at EOF, `.timeout` after the receive
+    /// timeout): for streams that never end, such as Server-Sent Events.
+    public func receive() async throws -> [UInt8] {
+        try await blocking { [self] in
+            if pending.isEmpty { try readSome() }
+            defer { pending = [] }
+            return pending
+        }
+    }
+
     /// Reads more bytes into `pending`; throws `.closed` at EOF.
     private func readSome() throws {
         var chunk = [UInt8](repeating: 0, count: 65536)

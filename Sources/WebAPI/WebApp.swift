@@ -74,9 +74,14 @@ public struct WebApp: Sendable {
     let assets: StaticAssets
     /// The backup pipeline; nil until the options it needs are set.
     let pipeline: Pipeline?
+    let setupCheck: (any SetupChecking)?
+    let keepAliveInterval: Duration
     let started = ContinuousClock.now
 
-    public init(version: String, access: APIAccess, health: any HealthProbe, setup: SetupStatus, pipeline: Pipeline? = nil) {
+    public init(version: String, access: APIAccess, health: any HealthProbe, setup: SetupStatus, pipeline: Pipeline? = nil,
+                setupCheck: (any SetupChecking)? = nil, keepAliveInterval: Duration = .seconds(15)) {
+        self.setupCheck = setupCheck
+        self.keepAliveInterval = keepAliveInterval
         self.version = version
         self.access = access
         self.health = health
@@ -102,6 +107,9 @@ public struct WebApp: Sendable {
             try access.authorize(request)
             return try .json(StatusBody(version: version, setup: setup, pipeline: await pipeline?.status()))
         }
+        LiveRoutes(pipeline: pipeline, access: access, setupCheck: setupCheck, status: { [version, setup, pipeline] in
+            Array(try JSONCoding.encoder.encode(StatusBody(version: version, setup: setup, pipeline: await pipeline?.status())))
+        }, keepAliveInterval: keepAliveInterval).register(&router)
         PipelineRoutes(pipeline: pipeline, access: access, missingOptions: setup.missing_options).register(&router)
         CatalogRoutes(retention: pipeline?.retention, pipeline: pipeline, access: access, missingOptions: setup.missing_options).register(&router)
         return router

@@ -5,6 +5,7 @@ import Foundation
 import HTTPClient
 import HTTPServer
 import Logging
+import Synchronization
 import Storage
 import SupervisorSimulator
 import Testing
@@ -29,6 +30,8 @@ final class PipelineHarness: Sendable {
     let clock: ManualClock
     let options: AddonOptions
     let backupDirectory: URL
+    /// The port of the web app `withWebApp` runs, for raw-socket tests.
+    let webPort = Mutex(0)
 
     /// - Parameter objectLock: the bucket has Object Lock, and the key may read and write file retentions.
     init(options configure: (inout AddonOptions) -> Void = { _ in }, supervisor tune: (inout SupervisorSimulator.Configuration) -> Void = { _ in },
@@ -121,12 +124,13 @@ func withHarness<T>(options: (inout AddonOptions) -> Void = { _ in }, supervisor
 }
 
 /// The web app of a pipeline on a real socket (port 0).
-func withWebApp<T>(_ harness: PipelineHarness, pipeline: Pipeline?, ingressProxy: String = "10.255.255.254",
+func withWebApp<T>(_ harness: PipelineHarness, pipeline: Pipeline?, ingressProxy: String = "10.255.255.254", setupCheck: (any SetupChecking)? = nil,
                    _ body: (String, HTTPClient) async throws -> T) async throws -> T {
     let app = WebApp(version: AddonVersion.current, access: APIAccess(ingressProxy: ingressProxy, apiToken: PipelineHarness.apiToken),
                      health: FixedHealthProbe(), setup: SetupStatus(bucket: PipelineHarness.bucket, prefix: "homeassistant", missingOptions: [], apiTokenSet: true),
-                     pipeline: pipeline)
+                     pipeline: pipeline, setupCheck: setupCheck, keepAliveInterval: .milliseconds(200))
     let server = try HTTPServer(configuration: .init(host: "127.0.0.1", port: 0), router: app.router(), logger: quiet)
+    harness.webPort.withLock { $0 = server.port }
     let running = Task { try await server.run() }
     do {
         let result = try await body("http://127.0.0.1:\(server.port)", HTTPClient(logger: quiet))
