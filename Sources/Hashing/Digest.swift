@@ -1,5 +1,9 @@
 import CCrypto
 
+// Hashing: digests and ciphers from libcrypto. The one Swift module that imports CCrypto (the package's
+// rule: each C library is wrapped by exactly one module); every other module hashes, encrypts and
+// authenticates through the Swift types here (StreamingDigest; AESCBC, ChaCha20, Poly1305 in Cipher.swift).
+
 /// Streaming message digests from OpenSSL's libcrypto (a kept implementation, not our own).
 ///
 /// Owns one `EVP_MD_CTX`; feed it chunks as they are read, so a 20 GB file is hashed in a few KiB.
