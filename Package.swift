@@ -47,7 +47,7 @@ let package = Package(
             "HTTPServer", "Hashing", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         // Home Assistant backup files: tar reading/writing and finding a backup by its backup.json.
-        .target(name: "BackupArchive", dependencies: ["Compression", "Hashing", "CCrypto"], swiftSettings: strict),
+        .target(name: "BackupArchive", dependencies: ["Compression", "Hashing"], swiftSettings: strict),
         .target(name: "SupervisorClient", dependencies: [
             "HTTPClient", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

@@ -1,9 +1,10 @@
-import CCrypto
 import Hashing
 
 // SecureTar (securetar 2026.4.1), the encryption of protected Home Assistant backups: headers, key
 // derivation and streaming decryption, enough to prove a password right and the content intact.
-// Ciphers and MACs come from OpenSSL's libcrypto; Argon2id and BLAKE2b, which it lacks, from Argon2.swift.
+// Writing too (SecureTarWriter), for the Supervisor simulator's protected backups. AES-CBC, ChaCha20 and
+// Poly1305 come from libcrypto through Hashing; Argon2id and BLAKE2b, which it lacks, from Argon2.swift,
+// and HChaCha20 from here.
 // See /work/shared/reference/backup-format.md §4.
 
 /// Why an encrypted archive does not check out.
@@ -104,68 +105,132 @@ protocol SecureTarDecryptor: AnyObject {
     func finish(into sink: (ArraySlice<UInt8>) throws -> Void) throws
 }
 
-/// AES-128-CBC with PKCS#7 (SecureTar v1 and v2) through OpenSSL's EVP interface.
+/// AES-128-CBC with PKCS#7 (SecureTar v1 and v2), through Hashing's ``AESCBC``.
 final class AESCBCDecryptor: SecureTarDecryptor {
-    private let context: OpaquePointer
-    private var output = [UInt8](repeating: 0, count: 0)
+    private let cipher: AESCBC
 
-    init(key: [UInt8], iv: [UInt8]) {
-        guard let context = EVP_CIPHER_CTX_new(), EVP_DecryptInit_ex(context, EVP_aes_128_cbc(), nil, key, iv) == 1 else {
-            fatalError("libcrypto cannot set up AES-128-CBC (out of memory)")
-        }
-        self.context = context
+    init(key: [UInt8], iv: [UInt8], padding: Bool = true) {
+        cipher = AESCBC(.decrypt, key: key, iv: iv, padding: padding)
     }
-
-    deinit { EVP_CIPHER_CTX_free(context) }
 
     func push(_ bytes: ArraySlice<UInt8>, into sink: (ArraySlice<UInt8>) throws -> Void) throws {
         guard !bytes.isEmpty else { return }
-        if output.count < bytes.count + 16 { output = [UInt8](repeating: 0, count: bytes.count + 16) }
-        var produced: Int32 = 0
-        let status = bytes.withUnsafeBufferPointer { input in
-            output.withUnsafeMutableBufferPointer { EVP_DecryptUpdate(context, $0.baseAddress, &produced, input.baseAddress, Int32(input.count)) }
-        }
-        guard status == 1 else { throw SecureTarFailure.corrupt("AES decryption failed") }
-        if produced > 0 { try sink(output[0..<Int(produced)]) }
+        let plain: [UInt8]
+        do { plain = try cipher.update(bytes) } catch { throw SecureTarFailure.corrupt("AES decryption failed") }
+        if !plain.isEmpty { try sink(plain[...]) }
     }
 
     func finish(into sink: (ArraySlice<UInt8>) throws -> Void) throws {
-        var last = [UInt8](repeating: 0, count: 32)
-        var produced: Int32 = 0
-        guard EVP_DecryptFinal_ex(context, &last, &produced) == 1 else {
-            throw SecureTarFailure.corrupt("the AES padding (PKCS#7) at the end is invalid")
-        }
-        if produced > 0 { try sink(last[0..<Int(produced)]) }
+        let last: [UInt8]
+        do { last = try cipher.finalize() } catch { throw SecureTarFailure.corrupt("the AES padding (PKCS#7) at the end is invalid") }
+        if !last.isEmpty { try sink(last[...]) }
     }
 
     /// Decrypts whole blocks without looking for padding: the password check needs only the first ones.
     static func firstBlocks(key: [UInt8], iv: [UInt8], ciphertext: ArraySlice<UInt8>) -> [UInt8] {
-        let decryptor = AESCBCDecryptor(key: key, iv: iv)
-        EVP_CIPHER_CTX_set_padding(decryptor.context, 0)
+        let decryptor = AESCBCDecryptor(key: key, iv: iv, padding: false)
         var plain: [UInt8] = []
         try? decryptor.push(ciphertext.prefix(ciphertext.count / 16 * 16)) { plain += $0 }
         return plain
     }
 }
 
-/// libsodium's `crypto_secretstream_xchacha20poly1305` pull side (SecureTar v3): 1 MiB plaintext chunks,
-/// each a tag byte + ciphertext + Poly1305 MAC; MESSAGE tags except FINAL on the last chunk.
-final class SecretStreamDecryptor: SecureTarDecryptor {
-    private static let tagMessage: UInt8 = 0
-    private static let tagRekey: UInt8 = 2
-    private static let tagFinal: UInt8 = 3
+/// The state of libsodium's `crypto_secretstream_xchacha20poly1305` (key and nonce), which pushing and
+/// pulling advance alike. Each message becomes a tag byte, the ciphertext and a Poly1305 MAC (17 bytes
+/// more); there is no additional data here. Mirrors libsodium's `secretstream/xchacha20poly1305`.
+struct SecretStreamState {
+    static let headerSize = 24
+    static let overhead = 17
+    static let tagMessage: UInt8 = 0
+    static let tagRekey: UInt8 = 2
+    static let tagFinal: UInt8 = 3
 
     private var key: [UInt8]
     /// The ChaCha20-IETF nonce: a 32-bit little-endian counter, then 8 bytes the MACs evolve.
     private var nonce: [UInt8]
+
+    /// `init_push` / `init_pull`: the subkey is HChaCha20 of the key and the header's first 16 bytes, the
+    /// nonce the counter 1 and the header's last 8 bytes.
+    init(key: [UInt8], header: [UInt8]) {
+        precondition(key.count == 32 && header.count == Self.headerSize)
+        self.key = HChaCha20.derive(key: key, input: Array(header[0..<16]))
+        nonce = [1, 0, 0, 0] + header[16..<24]
+    }
+
+    /// `crypto_secretstream_xchacha20poly1305_push`: the sealed message.
+    mutating func push(_ message: ArraySlice<UInt8>, tag: UInt8) -> [UInt8] {
+        let block = ChaCha20.xor([tag] + [UInt8](repeating: 0, count: 63), key: key, nonce: nonce, counter: 1)
+        let ciphertext = ChaCha20.xor(message, key: key, nonce: nonce, counter: 2)
+        let mac = self.mac(block: block, ciphertext: ciphertext[...])
+        advance(mac: mac, tag: tag)
+        var sealed = [UInt8]()
+        sealed.reserveCapacity(ciphertext.count + Self.overhead)
+        sealed.append(block[0])
+        sealed += ciphertext
+        sealed += mac
+        return sealed
+    }
+
+    /// `crypto_secretstream_xchacha20poly1305_pull`: the tag and the plaintext, or nil when the MAC does
+    /// not verify (the state is then left as it was).
+    mutating func pull(_ sealed: ArraySlice<UInt8>) -> (tag: UInt8, plaintext: [UInt8])? {
+        guard sealed.count >= Self.overhead else { return nil }
+        let start = sealed.startIndex
+        let messageLength = sealed.count - Self.overhead
+        var block = ChaCha20.xor([sealed[start]] + [UInt8](repeating: 0, count: 63), key: key, nonce: nonce, counter: 1)
+        let tag = block[0]
+        block[0] = sealed[start]
+        let ciphertext = sealed[(start + 1)..<(start + 1 + messageLength)]
+        let mac = self.mac(block: block, ciphertext: ciphertext)
+        guard SecureTarKeys.constantTimeEqual(mac, Array(sealed[(start + 1 + messageLength)...])) else { return nil }
+        let plaintext = ChaCha20.xor(ciphertext, key: key, nonce: nonce, counter: 2)
+        advance(mac: mac, tag: tag)
+        return (tag, plaintext)
+    }
+
+    /// Poly1305 keyed with block 0 of the keystream, over the tag block, the ciphertext and the lengths.
+    private func mac(block: [UInt8], ciphertext: ArraySlice<UInt8>) -> [UInt8] {
+        func le64(_ value: Int) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+        let poly = Poly1305(key: ChaCha20(key: key, nonce: nonce, counter: 0).keystream(32))
+        // No additional data, so no AD padding; block is 64 bytes, already aligned.
+        poly.update(block)
+        poly.update(ciphertext)
+        // libsodium pads with (0x10 - 64 + mlen) & 0xf zero bytes here, not to a 16-byte boundary; kept for compatibility.
+        poly.update([UInt8](repeating: 0, count: ciphertext.count & 0xF))
+        poly.update(le64(0))
+        poly.update(le64(64 + ciphertext.count))
+        return poly.finalize()
+    }
+
+    /// After each message: the MAC's first 8 bytes are XORed into the nonce, the counter goes up, and a
+    /// REKEY tag or a counter that wrapped to zero rekeys.
+    private mutating func advance(mac: [UInt8], tag: UInt8) {
+        for index in 0..<8 { nonce[4 + index] ^= mac[index] }
+        for index in 0..<4 {
+            nonce[index] &+= 1
+            if nonce[index] != 0 { break }
+        }
+        if tag & Self.tagRekey != 0 || nonce[0..<4].allSatisfy({ $0 == 0 }) { rekey() }
+    }
+
+    private mutating func rekey() {
+        let next = ChaCha20.xor(key + nonce[4..<12], key: key, nonce: nonce, counter: 0)
+        key = Array(next[0..<32])
+        nonce = [1, 0, 0, 0] + next[32..<40]
+    }
+}
+
+/// The pull side of the secretstream (SecureTar v3): 1 MiB plaintext chunks, MESSAGE tags except FINAL
+/// on the last chunk.
+final class SecretStreamDecryptor: SecureTarDecryptor {
+    private var state: SecretStreamState
     private let plaintextSize: Int64
     private let chunkCount: Int64
     private var chunkIndex: Int64 = 0
     private var pending: [UInt8] = []
 
     init(fileKey: [UInt8], header: [UInt8], plaintextSize: Int64, chunkCount: Int64) {
-        key = HChaCha20.derive(key: fileKey, input: Array(header[0..<16]))
-        nonce = [1, 0, 0, 0] + header[16..<24]
+        state = SecretStreamState(key: fileKey, header: header)
         self.plaintextSize = plaintextSize
         self.chunkCount = chunkCount
         pending.reserveCapacity(Int(SecureTarHeader.v3ChunkSize + SecureTarHeader.v3ChunkOverhead))
@@ -186,8 +251,11 @@ final class SecretStreamDecryptor: SecureTarDecryptor {
             input = input.dropFirst(take)
             if pending.count == currentChunkSize {
                 let isLast = chunkIndex == chunkCount - 1
-                let (tag, plain) = try pull(pending)
-                guard tag == (isLast ? Self.tagFinal : Self.tagMessage) else {
+                guard let (tag, plain) = state.pull(pending[...]) else {
+                    throw SecureTarFailure.corrupt("secretstream chunk \(chunkIndex + 1) of \(chunkCount) fails its MAC (damaged data)")
+                }
+                let expected = isLast ? SecretStreamState.tagFinal : SecretStreamState.tagMessage
+                guard tag == expected else {
                     throw SecureTarFailure.corrupt("secretstream chunk \(chunkIndex + 1) of \(chunkCount) has tag \(tag), expected \(isLast ? "FINAL" : "MESSAGE")")
                 }
                 chunkIndex += 1
@@ -201,57 +269,6 @@ final class SecretStreamDecryptor: SecureTarDecryptor {
         guard chunkIndex == chunkCount else {
             throw SecureTarFailure.corrupt("the secretstream stops after \(chunkIndex) of \(chunkCount) chunks")
         }
-    }
-
-    /// One `crypto_secretstream_xchacha20poly1305_pull` without additional data.
-    private func pull(_ chunk: [UInt8]) throws -> (tag: UInt8, plaintext: [UInt8]) {
-        let messageLength = chunk.count - 17
-        let polyKey = Array(ChaCha20.xor([UInt8](repeating: 0, count: 64), key: key, nonce: nonce, counter: 0).prefix(32))
-        var block = ChaCha20.xor([chunk[0]] + [UInt8](repeating: 0, count: 63), key: key, nonce: nonce, counter: 1)
-        let tag = block[0]
-        block[0] = chunk[0]
-        let ciphertext = chunk[1..<(1 + messageLength)]
-        func le64(_ value: Int) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
-        // libsodium pads with (0x10 - 64 + mlen) & 0xf zero bytes here, not to a 16-byte boundary; kept for compatibility.
-        let mac = Poly1305.mac(key: polyKey, parts: [block[...], ciphertext, [UInt8](repeating: 0, count: messageLength & 0xF)[...],
-                                                     le64(0)[...], le64(64 + messageLength)[...]])
-        guard SecureTarKeys.constantTimeEqual(mac, Array(chunk[(1 + messageLength)...])) else {
-            throw SecureTarFailure.corrupt("secretstream chunk \(chunkIndex + 1) of \(chunkCount) fails its MAC (damaged data)")
-        }
-        let plaintext = ChaCha20.xor(Array(ciphertext), key: key, nonce: nonce, counter: 2)
-        for index in 0..<8 { nonce[4 + index] ^= mac[index] }
-        increment()
-        if tag & Self.tagRekey != 0 || nonce[0..<4].allSatisfy({ $0 == 0 }) { rekey() }
-        return (tag, plaintext)
-    }
-
-    private func increment() {
-        for index in 0..<4 {
-            nonce[index] &+= 1
-            if nonce[index] != 0 { break }
-        }
-    }
-
-    private func rekey() {
-        let next = ChaCha20.xor(key + nonce[4..<12], key: key, nonce: nonce, counter: 0)
-        key = Array(next[0..<32])
-        nonce = [1, 0, 0, 0] + next[32..<40]
-    }
-}
-
-/// ChaCha20 (IETF: 32-bit counter, 96-bit nonce) from OpenSSL, whose 16-byte IV is the counter then the nonce.
-enum ChaCha20 {
-    static func xor(_ input: [UInt8], key: [UInt8], nonce: [UInt8], counter: UInt32) -> [UInt8] {
-        let iv = (0..<4).map { UInt8(truncatingIfNeeded: counter >> (8 * $0)) } + nonce
-        guard let context = EVP_CIPHER_CTX_new() else { fatalError("libcrypto cannot allocate a cipher context") }
-        defer { EVP_CIPHER_CTX_free(context) }
-        var output = [UInt8](repeating: 0, count: input.count)
-        var produced: Int32 = 0
-        guard EVP_EncryptInit_ex(context, EVP_chacha20(), nil, key, iv) == 1,
-              EVP_EncryptUpdate(context, &output, &produced, input, Int32(input.count)) == 1, Int(produced) == input.count else {
-            fatalError("libcrypto ChaCha20 failed")
-        }
-        return output
     }
 }
 
@@ -278,21 +295,233 @@ enum HChaCha20 {
     }
 }
 
-/// Poly1305 from OpenSSL's EVP_MAC.
-enum Poly1305 {
-    static func mac(key: [UInt8], parts: [ArraySlice<UInt8>]) -> [UInt8] {
-        guard let algorithm = EVP_MAC_fetch(nil, "POLY1305", nil) else { fatalError("libcrypto has no POLY1305") }
-        defer { EVP_MAC_free(algorithm) }
-        guard let context = EVP_MAC_CTX_new(algorithm), EVP_MAC_init(context, key, key.count, nil) == 1 else {
-            fatalError("libcrypto cannot set up POLY1305")
-        }
-        defer { EVP_MAC_CTX_free(context) }
-        for part in parts where !part.isEmpty {
-            _ = part.withUnsafeBufferPointer { EVP_MAC_update(context, $0.baseAddress, $0.count) }
-        }
-        var out = [UInt8](repeating: 0, count: 16)
-        var length = 0
-        guard EVP_MAC_final(context, &out, &length, 16) == 1, length == 16 else { fatalError("libcrypto POLY1305 failed") }
-        return out
+
+// MARK: Writing
+
+/// The key material one protected backup shares: every archive of a backup made by Supervisor 2026.08
+/// uses one password, and for SecureTar v3 one root salt, validation salt and validation key (so Argon2id,
+/// 16 MiB and about a second, runs once per backup, here). v2 derives its AES key with SHA-256 only.
+///
+/// ```swift
+/// let key = SecureTarBackupKey(password: "1234-…", version: .v3)   // Argon2id runs here
+/// let writer = try SecureTarWriter(key: key, plaintextSize: Int64(gzip.count)) { try outer.write($0) }
+/// try writer.write(gzip)
+/// try writer.finish()
+/// ```
+public struct SecureTarBackupKey: Sendable {
+    /// The SecureTar version archives are written in: Supervisor 2026.08 writes v3 when the installed Core
+    /// is 2026.3.0 or newer, v2 otherwise.
+    public enum Version: Int, Sendable, Hashable {
+        case v2 = 2
+        case v3 = 3
     }
+
+    public let version: Version
+    /// v3: the 64 bytes every archive header of the backup carries (root salt, validation salt, validation key).
+    let rootParameters: [UInt8]
+    /// v3: the Argon2id root key; v2: the AES-128 key.
+    let secret: [UInt8]
+
+    /// Derives the keys from the password, with fresh random salts.
+    public init(password: String, version: Version = .v3) {
+        self.init(password: password, version: version, rootSalt: Self.random(16), validationSalt: Self.random(16))
+    }
+
+    /// Derives the keys with the given salts (tests reproduce a fixture's bytes with them).
+    init(password: String, version: Version, rootSalt: [UInt8], validationSalt: [UInt8]) {
+        precondition(rootSalt.count == 16 && validationSalt.count == 16)
+        self.version = version
+        switch version {
+        case .v2:
+            secret = SecureTarKeys.aesKey(password: password)
+            rootParameters = []
+        case .v3:
+            let rootKey = SecureTarKeys.v3RootKey(password: password, rootSalt: rootSalt)
+            secret = rootKey
+            rootParameters = rootSalt + validationSalt + SecureTarKeys.v3Subkey(rootKey: rootKey, salt: validationSalt)
+        }
+    }
+
+    static func random(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+}
+
+/// Why ``SecureTarWriter`` refused to go on.
+public struct SecureTarWriteError: Error, Sendable, Hashable, CustomStringConvertible {
+    public let detail: String
+    public var description: String { "SecureTar: \(detail)" }
+}
+
+/// Encrypts one inner archive (its gzip stream, or its tar when the backup is uncompressed) as securetar
+/// 2026.4.1 writes it, pushing the entry's bytes to a sink: the header, then
+/// - v3: `crypto_secretstream_xchacha20poly1305` with the archive's file key (BLAKE2b of the root key and
+///   a fresh derivation salt) and a fresh stream header, in 1 MiB chunks (+17 bytes each), MESSAGE tags
+///   and FINAL on the last (an empty plaintext still gets one FINAL chunk);
+/// - v2: AES-128-CBC with PKCS#7, IV from the key and a fresh salt.
+///
+/// The header records the plaintext size, so it is given up front and the bytes written must come to
+/// exactly that. The entry's size is ``entrySize(plaintextSize:version:)`` (what the outer tar header needs
+/// before the data). Memory: one chunk.
+public final class SecureTarWriter {
+    public typealias Sink = ([UInt8]) throws -> Void
+
+    private let sink: Sink
+    private let plaintextSize: Int64
+    private var plaintextWritten: Int64 = 0
+    private var finished = false
+    private let cipher: Cipher
+    /// Bytes of the entry given to the sink so far, header included.
+    public private(set) var bytesWritten: Int64 = 0
+
+    private enum Cipher {
+        case secretStream(SecretStreamBox)
+        case aes(AESCBC)
+    }
+
+    /// The v3 stream and the chunk being filled.
+    private final class SecretStreamBox {
+        var state: SecretStreamState
+        let chunkCount: Int64
+        var chunkIndex: Int64 = 0
+        var pending: [UInt8] = []
+        init(state: SecretStreamState, chunkCount: Int64) {
+            self.state = state
+            self.chunkCount = chunkCount
+        }
+    }
+
+    /// The size of the tar entry that holds an archive of `plaintextSize` bytes (reference §4).
+    public static func entrySize(plaintextSize: Int64, version: SecureTarBackupKey.Version) -> Int64 {
+        switch version {
+        case .v3: 136 + plaintextSize + SecureTarHeader.v3ChunkOverhead * max(1, (plaintextSize + SecureTarHeader.v3ChunkSize - 1) / SecureTarHeader.v3ChunkSize)
+        case .v2: 48 + 16 * (plaintextSize / 16 + 1)
+        }
+    }
+
+    /// Starts an archive and writes its header to `sink`.
+    public convenience init(key: SecureTarBackupKey, plaintextSize: Int64, sink: @escaping Sink) throws {
+        switch key.version {
+        case .v3:
+            try self.init(key: key, plaintextSize: plaintextSize, salt: SecureTarBackupKey.random(16),
+                          streamHeader: SecureTarBackupKey.random(SecretStreamState.headerSize), sink: sink)
+        case .v2:
+            try self.init(key: key, plaintextSize: plaintextSize, salt: SecureTarBackupKey.random(16), streamHeader: [], sink: sink)
+        }
+    }
+
+    /// With the archive's own random values given: `salt` is v3's derivation salt or v2's IV salt.
+    init(key: SecureTarBackupKey, plaintextSize: Int64, salt: [UInt8], streamHeader: [UInt8], sink: @escaping Sink) throws {
+        precondition(plaintextSize >= 0 && salt.count == 16)
+        self.sink = sink
+        self.plaintextSize = plaintextSize
+        var header = SecureTarHeader.magic + [UInt8(key.version.rawValue)] + [UInt8](repeating: 0, count: 6)
+        header += (0..<8).reversed().map { UInt8(truncatingIfNeeded: plaintextSize >> (8 * $0)) }
+        header += [UInt8](repeating: 0, count: 8)
+        switch key.version {
+        case .v3:
+            precondition(streamHeader.count == SecretStreamState.headerSize)
+            header += key.rootParameters + salt + streamHeader
+            let fileKey = SecureTarKeys.v3Subkey(rootKey: key.secret, salt: salt)
+            let chunkCount = max(1, (plaintextSize + SecureTarHeader.v3ChunkSize - 1) / SecureTarHeader.v3ChunkSize)
+            cipher = .secretStream(SecretStreamBox(state: SecretStreamState(key: fileKey, header: streamHeader), chunkCount: chunkCount))
+        case .v2:
+            header += salt
+            cipher = .aes(AESCBC(.encrypt, key: key.secret, iv: SecureTarKeys.aesIV(key: key.secret, salt: salt)))
+        }
+        try emit(header)
+    }
+
+    /// Encrypts the next plaintext bytes; whole chunks (v3) or blocks (v2) go to the sink as they fill.
+    public func write(_ bytes: ArraySlice<UInt8>) throws {
+        precondition(!finished, "SecureTarWriter written after finish")
+        guard !bytes.isEmpty else { return }
+        guard plaintextWritten + Int64(bytes.count) <= plaintextSize else {
+            throw SecureTarWriteError(detail: "more than the \(plaintextSize) bytes of plaintext the header declares")
+        }
+        plaintextWritten += Int64(bytes.count)
+        switch cipher {
+        case .aes(let aes):
+            try emit(try aes.update(bytes))
+        case .secretStream(let stream):
+            var input = bytes
+            while !input.isEmpty {
+                let take = min(chunkPlaintextSize(stream) - stream.pending.count, input.count)
+                stream.pending += input.prefix(take)
+                input = input.dropFirst(take)
+                if stream.pending.count == chunkPlaintextSize(stream) { try sealChunk(stream) }
+            }
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) throws { try write(bytes[...]) }
+
+    /// Writes what is left (v2: the padded last block; v3: an empty FINAL chunk for an empty plaintext).
+    /// - Throws: ``SecureTarWriteError`` when fewer bytes came than the header declares.
+    public func finish() throws {
+        precondition(!finished, "SecureTarWriter finished twice")
+        finished = true
+        guard plaintextWritten == plaintextSize else {
+            throw SecureTarWriteError(detail: "\(plaintextWritten) bytes of plaintext written, but the header declares \(plaintextSize)")
+        }
+        switch cipher {
+        case .aes(let aes):
+            try emit(try aes.finalize())
+        case .secretStream(let stream):
+            if stream.chunkIndex < stream.chunkCount { try sealChunk(stream) } // only an empty plaintext's one chunk is left
+        }
+    }
+
+    private func chunkPlaintextSize(_ stream: SecretStreamBox) -> Int {
+        let isLast = stream.chunkIndex == stream.chunkCount - 1
+        return Int(isLast ? plaintextSize - (stream.chunkCount - 1) * SecureTarHeader.v3ChunkSize : SecureTarHeader.v3ChunkSize)
+    }
+
+    private func sealChunk(_ stream: SecretStreamBox) throws {
+        let isLast = stream.chunkIndex == stream.chunkCount - 1
+        let sealed = stream.state.push(stream.pending[...], tag: isLast ? SecretStreamState.tagFinal : SecretStreamState.tagMessage)
+        stream.chunkIndex += 1
+        stream.pending.removeAll(keepingCapacity: true)
+        try emit(sealed)
+    }
+
+    private func emit(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { return }
+        bytesWritten += Int64(bytes.count)
+        try sink(bytes)
+    }
+}
+
+@available(*, unavailable)
+extension SecureTarWriter: Sendable {}
+
+/// The Supervisor's password check before a restore (`Backup.validate_backup`): securetar opens the
+/// backup's first inner archive with the password and reads its start.
+public enum SecureTarPassword {
+    /// Bytes of an inner archive the check looks at: a v3 header is 136, a tar's `ustar` magic sits at 257.
+    public static let headSize = 512
+
+    /// Whether `password` opens the inner archive that starts with `head` (its first ``headSize`` bytes,
+    /// or all of it when shorter): v3 by the validation key in its header (one Argon2id), v2 by the first
+    /// decrypted block being gzip or tar, and an archive without the SecureTar magic as v1 (a 16-byte
+    /// salt, then AES) the same way, so a plain gzip archive in a backup that claims protection fails as
+    /// it does in the Supervisor.
+    public static func opens(archiveHead head: [UInt8], password: String) -> Bool {
+        let keys = PasswordKeys(password: password)
+        switch SecureTarHeader.parse(head) {
+        case .success(let header)?:
+            if header.version == 3 { return keys.v3FileKey(for: header) != nil }
+            return keys.aesFirstBlockLooksRight(salt: header.salt, ciphertext: head[header.size...])
+        case .failure?:
+            return false
+        case nil:
+            guard head.count >= 32 else { return false }
+            return keys.aesFirstBlockLooksRight(salt: Array(head[0..<16]), ciphertext: head[16...])
+        }
+    }
+
+    /// Whether an inner archive starting with `head` is stored in the clear (gzip, or a tar when the backup is
+    /// uncompressed): what the Supervisor reads without a password.
+    public static func isPlaintext(archiveHead head: [UInt8]) -> Bool { PlainArchiveCheck.looksLikeGzipOrTar(head) }
 }
