@@ -1,41 +1,69 @@
-"use strict";
-// All URLs are relative: under ingress the page lives below /api/hassio_ingress/<token>/.
-async function refresh() {
-  const status = document.getElementById("status");
-  const checks = document.getElementById("checks");
+// The ingress page. Every URL is relative: under ingress the page lives below /api/hassio_ingress/<token>/.
+import { loadLanguage, t, translatePage } from "./i18n.js";
+import { getJob } from "./api.js";
+import { connect } from "./live.js";
+import { isFinished } from "./progress.js";
+
+await loadLanguage();
+translatePage();
+
+// Modules that draw read the translations when they load, so they come after the dictionary.
+const dashboard = await import("./dashboard.js");
+const backups = await import("./backups.js");
+const { showRestoreJob } = await import("./restore.js");
+const { loadHistory } = await import("./history.js");
+const { loadSetupCheck } = await import("./setup-check.js");
+
+const seenFinished = new Set();
+
+/** Every job update, from the event stream, polling, or an action that started one. */
+function onJob(job) {
+  dashboard.showJob(job);
+  showRestoreJob(job);
+  if (isFinished(job) && !seenFinished.has(job.id)) {
+    seenFinished.add(job.id);
+    // A job that ended before the page opened needs no reload; the first load shows it.
+    if (job.finished_at && Date.now() - new Date(job.finished_at).getTime() < 120000) {
+      backups.load();
+      loadHistory();
+    }
+  }
+}
+
+const follow = (jobOrID) => (typeof jobOrID === "string" ? getJob(jobOrID).then(onJob, () => {}) : onJob(jobOrID));
+
+dashboard.setUpBackupNow({ onStarted: onJob, follow });
+backups.setUpBackups({ onLoaded: dashboard.showNewestCheck, onJob: follow });
+
+const connection = document.getElementById("connection");
+connect({
+  onStatus: dashboard.showStatus,
+  onJob,
+  onConnection: (state) => {
+    connection.textContent = t(`connection_${state}`);
+    connection.dataset.state = state;
+  },
+});
+
+backups.load();
+loadHistory();
+loadSetupCheck();
+checkHealth();
+setInterval(checkHealth, 60000);
+// Relative times ("in 5 minutes") age; redraw them twice a minute.
+setInterval(dashboard.render, 30000);
+
+/** A failing component (database, disk) is shown above everything else. */
+async function checkHealth() {
+  const banner = document.getElementById("health-banner");
   try {
     const response = await fetch("health", { cache: "no-store" });
     const health = await response.json();
-    document.getElementById("version").textContent = "Version " + health.version;
-    const ok = health.status === "ok";
-    status.textContent = ok ? "Running" : "Needs attention";
-    status.className = "status " + (ok ? "ok" : "bad");
-    checks.replaceChildren(...Object.entries(health.checks).map(([name, result]) => {
-      const item = document.createElement("li");
-      item.textContent = (result === "ok" ? "✔ " : "✘ ") + name + (result === "ok" ? "" : ": " + result);
-      return item;
-    }));
-  } catch (error) {
-    status.textContent = "The add-on does not answer: " + error.message;
-    status.className = "status bad";
+    const failing = Object.entries(health.checks ?? {}).filter(([, result]) => result !== "ok");
+    banner.hidden = failing.length === 0;
+    banner.textContent = failing.length ? t("health_failing", { problems: failing.map(([name, result]) => `${name}: ${result}`).join("; ") }) : "";
+    document.getElementById("footer").textContent = t("footer", { version: health.version });
+  } catch {
+    // The connection indicator already says when the add-on does not answer.
   }
 }
-async function showSetup() {
-  const setup = document.getElementById("setup");
-  try {
-    const response = await fetch("api/status", { cache: "no-store" });
-    const body = await response.json();
-    if (!response.ok) throw new Error(body.error ? body.error.message : "HTTP " + response.status);
-    const missing = body.setup.missing_options;
-    setup.textContent = missing.length === 0
-      ? "B2 bucket \u201c" + body.setup.bucket + "\u201d, folder \u201c" + body.setup.prefix + "\u201d."
-      : "Still to set on the Configuration tab: " + missing.join(", ") + ". Then restart the add-on.";
-    setup.className = missing.length === 0 ? "status ok" : "status bad";
-  } catch (error) {
-    setup.textContent = "Cannot read the setup: " + error.message;
-    setup.className = "status bad";
-  }
-}
-refresh();
-showSetup();
-setInterval(refresh, 30000);

@@ -1,0 +1,223 @@
+// The backups table (cards on phones): Home Assistant and B2 copies side by side, checks, retention, actions.
+import { t } from "./i18n.js";
+import { bytes, dateTime, relative } from "./format.js";
+import { advice } from "./advice.js";
+import * as API from "./api.js";
+import { h, openDialog, say } from "./dom.js";
+import { openRestore } from "./restore.js";
+
+const container = document.getElementById("backups");
+const message = document.getElementById("backups-message");
+let verifyAvailable = true;
+let loading = null;
+let onChange = () => {};
+let follow = () => {};
+
+/** onLoaded(backups) after each load; onJob(job) for a job an action started (pull, restore). */
+export function setUpBackups({ onLoaded, onJob }) {
+  onChange = onLoaded;
+  follow = onJob;
+  document.getElementById("backups-refresh").addEventListener("click", () => load());
+}
+
+/** Reads api/backups (one catalog read and one B2 listing) and draws the table. */
+export function load() {
+  loading ??= (async () => {
+    container.setAttribute("aria-busy", "true");
+    try {
+      const { backups } = await API.getBackups();
+      draw(backups);
+      onChange(backups);
+      if (message.dataset.kind === "load") say(message, "");
+      return backups;
+    } catch (error) {
+      say(message, error.code === "not_configured" ? t("backups_not_configured") : `${t("backups_unavailable")} ${error.message}`,
+        error.code === "not_configured" ? "" : "bad");
+      message.dataset.kind = "load";
+      return null;
+    } finally {
+      container.removeAttribute("aria-busy");
+      loading = null;
+    }
+  })();
+  return loading;
+}
+
+const columns = ["col_backup", "col_size", "col_local", "col_b2", "col_verified", "col_retention", "col_actions"];
+
+function draw(backups) {
+  if (backups.length === 0) {
+    container.replaceChildren(h("p", { class: "muted empty" }, t("no_backups")));
+    return;
+  }
+  const head = h("thead", {}, h("tr", {}, columns.map((key) => h("th", { scope: "col" }, t(key)))));
+  const body = h("tbody", {}, backups.map(row));
+  container.replaceChildren(h("div", { class: "table-wrap" }, h("table", { class: "backups" }, h("caption", { class: "sr-only" }, t("backups_title")), head, body)));
+}
+
+/** A cell with its column's name, shown above the value when rows become cards on phones. */
+const cell = (column, ...children) => h("td", { "data-label": t(column) }, ...children);
+const mark = (good, text) => h("span", { class: good ? "ok" : "bad" }, h("span", { "aria-hidden": "true" }, good ? "✓ " : "✗ "), text);
+const absent = () => h("span", { class: "muted" }, h("span", { "aria-hidden": "true" }, "— "), t("absent"));
+
+function row(backup) {
+  const verified = verifiedCell(backup);
+  return h("tr", {
+    dataset: { slug: backup.slug, locations: [...backup.locations].sort().join(" "), verified: verified.good ? "yes" : "no" },
+  },
+  h("th", { scope: "row", "data-label": t("col_backup") },
+    h("span", { class: "strong name" }, backup.name),
+    h("span", { class: "muted small block" }, dateTime(backup.date)),
+    h("span", { class: "badges" },
+      h("span", { class: "badge" }, t(backup.type === "partial" ? "type_partial" : "type_full")),
+      backup.protected ? h("span", { class: "badge" }, h("span", { "aria-hidden": "true" }, "🔒 "), t("protected")) : null,
+      backup.pinned ? h("span", { class: "badge primary" }, h("span", { "aria-hidden": "true" }, "📌 "), t("pinned")) : null)),
+  cell("col_size", bytes(backup.size)),
+  cell("col_local", backup.local ? mark(true, t("present")) : absent()),
+  cell("col_b2", backup.b2 ? [mark(true, t("present")), lockNote(backup.b2.locked_until)] : absent()),
+  cell("col_verified", verified.content),
+  cell("col_retention", retentionCell(backup)),
+  cell("col_actions", actions(backup)));
+}
+
+function lockNote(until) {
+  if (!until || new Date(until) <= new Date()) return null;
+  return h("span", { class: "muted small block" }, t("locked_until", { date: dateTime(until) }));
+}
+
+/** ✓ with the check's time, ✗ with its problems; an upload whose SHA-1 matched counts as checked. */
+function verifiedCell(backup) {
+  const check = backup.b2?.last_check;
+  if (check) {
+    const good = check.verdict === "restorable";
+    return {
+      good,
+      content: [
+        mark(good, t(`verdict_${check.verdict}`)),
+        h("span", { class: "muted small block" }, `${dateTime(check.at)} · ${t(`mode_${check.mode}`)}`),
+        check.problems?.length ? h("ul", { class: "problems small" }, check.problems.map((problem) => h("li", {}, problem))) : null,
+      ],
+    };
+  }
+  const at = backup.verified_at ?? backup.b2?.verified_at;
+  if (at) return { good: true, content: [mark(true, t("upload_checked")), h("span", { class: "muted small block" }, dateTime(at))] };
+  return { good: false, content: h("span", { class: "muted" }, t("not_checked")) };
+}
+
+function retentionCell(backup) {
+  const where = [backup.would_delete.b2 ? t("in_b2") : null, backup.would_delete.local ? t("in_ha") : null].filter(Boolean);
+  const reasons = backup.reasons?.length ? h("span", { class: "muted small block" }, backup.reasons.join(", ")) : null;
+  if (where.length === 0) return [h("span", {}, t("kept")), reasons];
+  return [h("span", { class: "badge warn" }, h("span", { "aria-hidden": "true" }, "⚠ "), t("would_delete", { where: where.join(", ") })), reasons];
+}
+
+function actions(backup) {
+  const label = (key) => `${t(key)}: ${backup.name}`;
+  const button = (key, handler, extra = {}) =>
+    h("button", { type: "button", class: `small ${extra.class ?? ""}`, "aria-label": label(key), onclick: (event) => handler(backup, event.currentTarget) }, t(key));
+  return h("div", { class: "actions" },
+    button(backup.pinned ? "unpin" : "pin", togglePin),
+    backup.b2 && verifyAvailable ? button("verify", verify, { class: "verify" }) : null,
+    backup.b2 && !backup.local ? button("pull", pull) : null,
+    button("restore", (item) => openRestore(item, follow)),
+    button("delete", confirmDelete, { class: "danger" }));
+}
+
+async function act(work, done) {
+  try {
+    await work();
+    say(message, done, "ok");
+  } catch (error) {
+    say(message, `${error.message} — ${advice(error.code)}`, "bad");
+  }
+  message.dataset.kind = "action";
+  await load();
+}
+
+function togglePin(backup, button) {
+  button.disabled = true;
+  return act(() => API.pin(backup.slug, !backup.pinned), t(backup.pinned ? "unpinned" : "pinned_done", { name: backup.name }));
+}
+
+function pull(backup, button) {
+  button.disabled = true;
+  return act(async () => follow((await API.pull(backup.slug)).job), t("pull_started", { name: backup.name }));
+}
+
+async function verify(backup, button) {
+  button.disabled = true;
+  const before = backup.b2?.last_check?.at ?? "";
+  try {
+    await API.verify(backup.slug);
+  } catch (error) {
+    button.disabled = false;
+    if (error.status === 404 && /no resource/.test(error.message)) {
+      verifyAvailable = false;
+      document.querySelectorAll("button.verify").forEach((element) => element.remove());
+      say(message, t("verify_unavailable"), "warn");
+    } else {
+      say(message, `${error.message} — ${advice(error.code)}`, "bad");
+    }
+    return;
+  }
+  say(message, t("verify_started", { name: backup.name }));
+  message.dataset.kind = "action";
+  // The result lands in the catalog; look again every few seconds for up to five minutes.
+  for (let attempt = 0; attempt < 60; attempt += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const backups = await load();
+    const check = backups?.find((item) => item.slug === backup.slug)?.b2?.last_check;
+    if (check && check.at !== before) {
+      say(message, t("verify_finished", { name: backup.name, verdict: t(`verdict_${check.verdict}`) }), check.verdict === "restorable" ? "ok" : "bad");
+      return;
+    }
+  }
+}
+
+/** Asks where to delete from; on a refusal that may be overridden, offers "Delete anyway". */
+async function confirmDelete(backup) {
+  const choices = [
+    backup.b2 && backup.local ? "all" : null,
+    backup.b2 ? "b2" : null,
+    backup.local ? "local" : null,
+  ].filter(Boolean);
+  const status = h("p", { class: "message", role: "alert" });
+  const deleteButton = h("button", { type: "submit", class: "danger", value: "delete" }, t("delete"));
+  const form = h("form", { method: "dialog" },
+    h("p", {}, h("span", { class: "strong" }, backup.name), " · ", dateTime(backup.date)),
+    h("fieldset", {},
+      h("legend", {}, t("delete_where")),
+      choices.map((choice, index) =>
+        h("label", {}, h("input", { type: "radio", name: "location", value: choice, checked: index === 0 }), " ", t(`delete_${choice}`)))),
+    h("p", { class: "muted small" }, t("delete_warning")),
+    status,
+    h("div", { class: "dialog-buttons" },
+      h("button", { type: "button", class: "text", onclick: () => form.closest("dialog").close("cancel") }, t("cancel")),
+      deleteButton));
+  let force = false;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const location = new FormData(form).get("location");
+    deleteButton.disabled = true;
+    say(status, t("deleting"));
+    try {
+      await API.remove(backup.slug, location, force);
+      form.closest("dialog").close("deleted");
+      say(message, t("deleted", { name: backup.name }), "ok");
+      message.dataset.kind = "action";
+      load();
+    } catch (error) {
+      deleteButton.disabled = false;
+      const overridable = error.status === 409 && ["pinned", "newest_verified", "no_verified_copy"].includes(error.code);
+      say(status, `${error.message}${overridable ? ` ${t("delete_anyway_hint")}` : ""}`, "bad");
+      if (overridable) {
+        force = true;
+        deleteButton.textContent = t("delete_anyway");
+      } else if (error.code === "locked") {
+        deleteButton.disabled = true;
+      }
+      deleteButton.focus();
+    }
+  });
+  await openDialog({ title: t("delete_title"), content: form });
+}

@@ -1,0 +1,148 @@
+// The status card: state, schedule, last success and check, B2 usage, last error, "Back up now" and progress.
+import { t } from "./i18n.js";
+import { bytes, dateTime, monthlyCost, relative } from "./format.js";
+import { advice } from "./advice.js";
+import { startBackup } from "./api.js";
+import { h, say } from "./dom.js";
+import { ProgressView, isFinished } from "./progress.js";
+
+const $ = (id) => document.getElementById(id);
+const runningStates = new Set(["creating", "uploading", "verifying", "downloading", "restoring"]);
+const tone = { idle: "ok", failed: "bad", not_configured: "warn" };
+
+let status = null;
+let newestCheck = null;
+const progress = new ProgressView($("progress"));
+
+/** A time in local words: "30 Nov 2026, 03:30 (in 2 hours)". */
+const when = (iso) => `${dateTime(iso)} (${relative(iso)})`;
+
+export function showStatus(next) {
+  status = next;
+  render();
+}
+
+/** The newest restorability check of any backup, from api/backups. */
+export function showNewestCheck(backups) {
+  newestCheck = backups
+    .map((backup) => backup.b2?.last_check)
+    .filter(Boolean)
+    .sort((a, b) => b.at.localeCompare(a.at))[0] ?? null;
+  render();
+}
+
+export function showJob(job) {
+  if (job.kind === "backup" || !isFinished(job)) progress.update(job);
+  // "Backup started." has done its job once the progress shows the end.
+  const message = $("dashboard-message");
+  if (isFinished(job) && message.dataset.job === job.id) say(message, "");
+}
+
+export function render() {
+  if (!status) return;
+  const state = status.state;
+  const running = runningStates.has(state) || (status.running_job && !isFinished(status.running_job));
+  $("state").className = `state ${running ? "busy" : tone[state] ?? ""}`;
+  $("state-text").textContent = t(`state_${state}`);
+  $("version").textContent = t("version", { version: status.version });
+  $("stale").hidden = !status.stale;
+
+  const missing = status.setup?.missing_options ?? [];
+  $("missing").hidden = missing.length === 0;
+  $("missing-list").replaceChildren(...missing.map((option) => h("li", {}, h("code", {}, option))));
+
+  const error = status.last_error;
+  $("last-error").hidden = !error;
+  if (error) {
+    $("last-error-title").textContent = error.at ? t("last_error_at", { when: when(error.at) }) : t("last_error");
+    $("last-error-advice").textContent = advice(error.code);
+    $("last-error-detail").textContent = [error.message, error.step ? t("failed_step", { step: t(`step_${error.step}`) }) : null, error.code]
+      .filter(Boolean).join(" · ");
+  }
+
+  $("next-run").textContent = nextRunText(status);
+  const success = status.last_success;
+  $("last-success").replaceChildren(...(success
+    ? [h("span", {}, success.at ? when(success.at) : "–"), h("br"), h("span", { class: "muted small" }, success.name)]
+    : [t("never")]));
+  $("last-check").replaceChildren(...checkText(newestCheck));
+  $("usage").replaceChildren(...usageText(status.b2));
+  const setup = status.setup ?? {};
+  $("destination").textContent = setup.bucket ? `${setup.bucket} / ${setup.prefix}` : "–";
+
+  $("backup-now").disabled = state === "not_configured" || Boolean(running);
+}
+
+function nextRunText(status) {
+  if (status.state === "not_configured") return "–";
+  if (status.schedule_enabled === false) return t("no_schedule");
+  if (!status.next_run) return "–";
+  const trigger = status.next_run_trigger && status.next_run_trigger !== "schedule" ? ` · ${t(`trigger_${status.next_run_trigger}`)}` : "";
+  return when(status.next_run) + trigger;
+}
+
+function checkText(check) {
+  if (!check) return [t("not_checked_yet")];
+  const good = check.verdict === "restorable";
+  return [
+    h("span", { class: good ? "ok" : "bad" }, h("span", { "aria-hidden": "true" }, good ? "✓ " : "✗ "), t(`verdict_${check.verdict}`)),
+    h("br"),
+    h("span", { class: "muted small" }, when(check.at)),
+  ];
+}
+
+function usageText(b2) {
+  if (!b2) return ["–"];
+  return [
+    h("span", {}, t("usage", { size: bytes(b2.bytes), n: b2.backups })),
+    h("br"),
+    h("span", { class: "muted small" }, monthlyCost(b2.bytes)),
+  ];
+}
+
+/** The form's choices as a BackupRequest; untouched fields are left out so the options apply. */
+function backupRequest(form) {
+  const data = new FormData(form);
+  const request = {};
+  const name = String(data.get("name") ?? "").trim();
+  if (name) request.name = name;
+  if (data.get("type")) request.type = data.get("type");
+  const folders = data.getAll("exclude_folders");
+  if (folders.length) request.exclude_folders = folders;
+  if (data.get("exclude_database")) request.exclude_database = true;
+  const addons = splitSlugs(data.get("exclude_addons"));
+  if (addons.length) request.exclude_addons = addons;
+  return request;
+}
+
+export const splitSlugs = (text) => String(text ?? "").split(/[\s,;]+/).map((slug) => slug.trim()).filter(Boolean);
+
+/** Wires the button and the options form; onStarted(job) follows the new job. */
+export function setUpBackupNow({ onStarted, follow }) {
+  const button = $("backup-now");
+  const form = $("backup-form");
+  const message = $("dashboard-message");
+  async function run() {
+    if (button.disabled) return;
+    button.disabled = true;
+    say(message, t("starting"));
+    try {
+      const { job } = await startBackup(backupRequest(form));
+      say(message, t("backup_started"), "ok");
+      message.dataset.job = job.id;
+      form.reset();
+      $("backup-options").open = false;
+      onStarted(job);
+    } catch (error) {
+      if (error.code === "job_running") {
+        say(message, t("job_running"), "warn");
+        if (error.details.job_id) follow(error.details.job_id);
+      } else {
+        say(message, `${error.message} — ${advice(error.code)}`, "bad");
+      }
+      render();
+    }
+  }
+  button.addEventListener("click", run);
+  form.addEventListener("submit", (event) => { event.preventDefault(); run(); });
+}
