@@ -1,0 +1,285 @@
+"""Drives headless Chromium over the DevTools protocol against a running `b2-backup demo`:
+opens the page, clicks "Back up now", waits for the progress to finish and for a backup row in both
+places with a verified mark, opens the restore wizard and closes it by keyboard, checks the translations,
+takes screenshots (light, dark, phone) and fails on console errors."""
+import argparse
+import base64
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from cdp import CDPError, Session
+
+# Requests that may 404 while the add-on has no such endpoint yet: the page falls back gracefully.
+OPTIONAL_ENDPOINTS = ("api/events", "api/setup-check", "/verify")
+
+
+def log(message):
+    print(f"browser-test: {message}", flush=True)
+
+
+def wait_for_health(base, timeout, demo_pid):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if demo_pid:
+            try:
+                os.kill(demo_pid, 0)
+            except ProcessLookupError:
+                raise SystemExit("the demo exited before it answered")
+        try:
+            with urllib.request.urlopen(base + "health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"the demo did not answer {base}health within {timeout} s")
+
+
+def start_chromium(binary, profile, timeout):
+    process = subprocess.Popen(
+        [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+         "--no-default-browser-check", "--disable-extensions", "--disable-background-networking", "--lang=en-US",
+         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(profile, "chromium.log"), "w"), start_new_session=True)
+    port_file = pathlib.Path(profile) / "DevToolsActivePort"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"chromium exited with {process.returncode}; see {profile}/chromium.log")
+        if port_file.exists() and port_file.read_text().strip():
+            port = int(port_file.read_text().split()[0])
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as response:
+                    pages = [target for target in json.load(response) if target["type"] == "page"]
+                if pages:
+                    return process, pages[0]["webSocketDebuggerUrl"]
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise SystemExit(f"chromium did not open its DevTools port within {timeout} s")
+
+
+class Page:
+    def __init__(self, session, timeout):
+        self.session = session
+        self.timeout = timeout
+        self.problems = []
+        session.listeners.append(self.on_event)
+
+    def on_event(self, method, params):
+        if method == "Runtime.exceptionThrown":
+            details = params["exceptionDetails"]
+            self.problems.append(f"exception: {details.get('exception', {}).get('description') or details.get('text')}")
+        elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
+            self.problems.append("console.error: " + " ".join(str(arg.get("value", arg.get("description", ""))) for arg in params["args"]))
+        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+            entry = params["entry"]
+            url = entry.get("url", "")
+            if any(part in url for part in OPTIONAL_ENDPOINTS) and ("404" in entry["text"] or "MIME type" in entry["text"]):
+                log(f"optional endpoint not there yet (fine): {url}")
+                return
+            self.problems.append(f"log {entry['source']}: {entry['text']} {url}")
+
+    def wait(self, expression, what, timeout=None):
+        """Polls a JavaScript condition until it is truthy; returns its value."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            value = self.session.evaluate(f"(() => {{ const value = ({expression}); return value instanceof Node ? true : value; }})()")
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            self.session.pump(0.25)
+
+    def open(self, url, languages="en-US,en"):
+        self.session.call("Emulation.setUserAgentOverride", userAgent=self.session.evaluate("navigator.userAgent"), acceptLanguage=languages)
+        self.session.call("Page.navigate", url=url)
+        self.session.wait_event("Page.loadEventFired")
+        self.wait("['ok', 'bad', 'warn', 'busy'].some((tone) => document.getElementById('state')?.classList.contains(tone))",
+                  "the page to show the add-on's state")
+
+    def click(self, selector):
+        """A real mouse click in the middle of the element (scrolled into view)."""
+        box = self.session.evaluate(f"""(() => {{
+            const element = document.querySelector({json.dumps(selector)});
+            if (!element) return null;
+            element.scrollIntoView({{ block: 'center' }});
+            const rect = element.getBoundingClientRect();
+            return {{ x: rect.x + rect.width / 2, y: rect.y + rect.height / 2 }};
+        }})()""")
+        if not box:
+            raise AssertionError(f"nothing to click at {selector}")
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.session.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left", clickCount=1)
+
+    def key(self, key, code, key_code):
+        for kind in ("keyDown", "keyUp"):
+            self.session.call("Input.dispatchKeyEvent", type=kind, key=key, code=code, windowsVirtualKeyCode=key_code)
+
+    def viewport(self, width, height, mobile=False):
+        self.session.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=mobile)
+
+    def color_scheme(self, scheme):
+        self.session.call("Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme", "value": scheme}])
+
+    def screenshot(self, path, full_page=True):
+        self.session.pump(0.3)  # let the layout settle after a viewport or media change
+        params = {"format": "png"}
+        if full_page:
+            metrics = self.session.call("Page.getLayoutMetrics")
+            size = metrics.get("cssContentSize") or metrics["contentSize"]
+            params.update(captureBeyondViewport=True, clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+        data = self.session.call("Page.captureScreenshot", timeout=60, **params)["data"]
+        path.write_bytes(base64.b64decode(data))
+        log(f"screenshot {path}")
+
+
+def check_translations(page):
+    """Every language has the English keys, and the same {placeholders} in each string."""
+    entries = page.session.evaluate("""Promise.all(['en', 'de', 'nl', 'fr', 'es'].map(async (language) =>
+        [language, (await import(new URL(`assets/lang/${language}.js`, location.href))).default]))""")
+    dictionaries = dict(entries)
+    english = dictionaries["en"]
+
+    def placeholders(value):
+        import re
+        texts = value.values() if isinstance(value, dict) else [value]
+        return sorted({name for text in texts for name in re.findall(r"\{(\w+)\}", text)})
+
+    problems = []
+    for language, dictionary in dictionaries.items():
+        missing = sorted(set(english) - set(dictionary))
+        extra = sorted(set(dictionary) - set(english))
+        if missing or extra:
+            problems.append(f"{language}: missing {missing}, unknown {extra}")
+        for key in set(english) & set(dictionary):
+            if placeholders(english[key]) != placeholders(dictionary[key]):
+                problems.append(f"{language}.{key}: placeholders {placeholders(dictionary[key])} != {placeholders(english[key])}")
+    if problems:
+        raise AssertionError("translations: " + "; ".join(problems))
+    log(f"translations: {len(english)} strings in {', '.join(dictionaries)}")
+
+
+def run(page, url, out):
+    started = time.monotonic()
+    page.viewport(1280, 900)
+    page.color_scheme("light")
+    page.open(url)
+    label = page.session.evaluate("document.getElementById('backup-now').textContent")
+    if label != "Back up now":
+        raise AssertionError(f"the button says {label!r}, not 'Back up now'")
+    page.wait("!document.getElementById('backup-now').disabled", "the Back up now button to be enabled")
+    page.wait("document.querySelector('#backups p.empty, #backups table')", "the backups list")
+
+    log("clicking Back up now")
+    page.click("#backup-now")
+    page.wait("document.getElementById('progress').dataset.state", "the progress to appear")
+    state = page.wait("['done', 'failed'].includes(document.getElementById('progress').dataset.state) && document.getElementById('progress').dataset.state",
+                      "the backup to finish")
+    detail = page.session.evaluate("document.getElementById('progress').innerText")
+    if state != "done":
+        raise AssertionError(f"the backup ended {state}: {detail}")
+    log(f"progress finished: {' '.join(detail.split())}")
+    page.wait("document.querySelector('#backups tr[data-locations=\"b2 local\"][data-verified=\"yes\"]')",
+              "a backup row in B2 and Home Assistant with a verified mark")
+    row = page.session.evaluate("document.querySelector('#backups tr[data-locations=\"b2 local\"][data-verified=\"yes\"]').innerText")
+    log(f"backups table: {' '.join(row.split())}")
+    page.wait("document.querySelector('#runs tr[data-state=\"done\"]') && document.querySelector('#chart svg rect.bar-size')",
+              "the run log and the chart to show the backup")
+    page.wait("document.getElementById('state').classList.contains('ok')", "the state to go back to idle")
+    page.wait("!document.getElementById('backup-now').disabled", "the Back up now button to be enabled again")
+
+    # The restore wizard: a modal dialog with focus inside; Escape closes it and focus returns to its button.
+    page.click("#backups tr[data-verified=\"yes\"] .actions button:nth-last-child(2)")
+    page.wait("document.querySelector('dialog[open]') && document.activeElement.closest('dialog[open]')", "the restore dialog with focus inside")
+    text = page.session.evaluate("document.querySelector('dialog[open]').innerText")
+    if "restarts" not in text or not page.session.evaluate("!!document.querySelector('dialog[open] input[type=password]')"):
+        raise AssertionError("the restore wizard lacks the restart warning or the password field")
+    page.screenshot(out / "restore-dialog.png", full_page=False)
+    page.key("Escape", "Escape", 27)
+    page.wait("!document.querySelector('dialog[open]') && document.activeElement?.textContent === 'Restore'", "the dialog to close and focus to return")
+
+    check_translations(page)
+    page.session.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(out / "dashboard-light.png")
+    page.color_scheme("dark")
+    page.screenshot(out / "dashboard-dark.png")
+    page.color_scheme("light")
+    page.viewport(390, 844, mobile=True)
+    page.screenshot(out / "dashboard-phone.png")
+    page.color_scheme("dark")
+    page.screenshot(out / "dashboard-phone-dark.png", full_page=False)
+    page.color_scheme("light")
+
+    # German from navigator.languages.
+    page.viewport(1280, 900)
+    page.open(url, languages="de-DE,de,en")
+    lang = page.session.evaluate("document.documentElement.lang + ' ' + document.getElementById('backup-now').textContent")
+    if not lang.startswith("de ") or lang.endswith("Back up now"):
+        raise AssertionError(f"German not chosen: {lang!r}")
+    log(f"German page: {lang}")
+
+    page.session.pump(1)
+    if page.problems:
+        raise AssertionError("console errors:\n  " + "\n  ".join(page.problems))
+    log(f"no console errors; page checks took {time.monotonic() - started:.1f} s")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--demo-pid", type=int)
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    arguments = parser.parse_args()
+    out = pathlib.Path(arguments.out)
+    out.mkdir(parents=True, exist_ok=True)
+    url = arguments.url if arguments.url.endswith("/") else arguments.url + "/"
+
+    wait_for_health(url, arguments.timeout, arguments.demo_pid)
+    profile = tempfile.mkdtemp(prefix="b2-browser-")
+    chromium = None
+    try:
+        chromium, websocket_url = start_chromium(arguments.chromium, profile, arguments.timeout)
+        session = Session(websocket_url)
+        for domain in ("Page", "Runtime", "Log"):
+            session.call(f"{domain}.enable")
+        page = Page(session, arguments.timeout)
+        try:
+            run(page, url, out)
+        except (AssertionError, CDPError, TimeoutError) as error:
+            log(f"FAILED: {error}")
+            if page.problems:
+                log("console errors so far:\n  " + "\n  ".join(page.problems))
+            try:
+                page.screenshot(out / "failure.png")
+            except Exception:
+                pass
+            return 1
+        session.close()
+    except (CDPError, TimeoutError, ConnectionError) as error:
+        log(f"FAILED: {error}")
+        return 1
+    finally:
+        if chromium and chromium.poll() is None:
+            os.killpg(chromium.pid, signal.SIGTERM)
+            try:
+                chromium.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(chromium.pid, signal.SIGKILL)
+        shutil.rmtree(profile, ignore_errors=True)
+    log(f"passed; screenshots in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
