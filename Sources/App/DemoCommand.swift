@@ -21,6 +21,9 @@ public struct Demo: AsyncParsableCommand {
     @Flag(name: .customLong("no-initial-backup"), help: "Do not start a backup right away.")
     var noInitialBackup = false
 
+    @Option(name: .customLong("ingress-proxy"), help: "Address trusted as Home Assistant's ingress proxy (no token needed); another address makes every caller show the token.")
+    var ingressProxy = "127.0.0.1"
+
     public init() {}
 
     /// Sample credentials the B2 simulator accepts (shaped like real ones, so the options validate).
@@ -85,7 +88,7 @@ public struct Demo: AsyncParsableCommand {
         var tuning = ServeSettings.Tuning()
         tuning.supervisorPollInterval = .milliseconds(250)
         tuning.reporterCheckInterval = 10
-        let settings = ServeSettings(dataDirectory: data, backupDirectory: backups, host: "127.0.0.1", port: port, ingressProxy: "127.0.0.1",
+        let settings = ServeSettings(dataDirectory: data, backupDirectory: backups, host: "127.0.0.1", port: port, ingressProxy: ingressProxy,
                                      options: try AddonOptions.load(from: optionsURL), environment: environment, tuning: tuning)
         let application = try await Application(settings: settings, logger: logger)
         print("""

@@ -55,19 +55,24 @@ public struct BackupRequest: Sendable, Hashable, Codable {
         self.excludeDatabase = excludeDatabase
     }
 
+    /// `^[A-Za-z0-9_.-]{1,100}$`, as the API document says.
+    public static func isAddonSlug(_ text: String) -> Bool {
+        (1...100).contains(text.count) && text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
+    }
+
     /// Checks what the Supervisor would refuse later, so a bad request fails before anything starts.
     public func validate() throws(JobError) {
         if let name {
             let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !trimmed.isEmpty, trimmed.count <= 100, !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+            guard !trimmed.isEmpty, name.count <= 100, !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
                 throw JobError(code: "invalid_request", message: "'name' must be 1 to 100 printable characters")
             }
         }
         if let folders = excludeFolders, let unknown = folders.first(where: { !BackupSettings.folders.contains($0) }) {
             throw JobError(code: "invalid_request", message: "'exclude_folders' has '\(unknown)'; folders are \(BackupSettings.folders.joined(separator: ", "))")
         }
-        if let addons = excludeAddons, addons.contains(where: { $0.isEmpty || $0.count > 100 }) {
-            throw JobError(code: "invalid_request", message: "'exclude_addons' must hold add-on slugs")
+        if let addons = excludeAddons, let bad = addons.first(where: { !Self.isAddonSlug($0) }) {
+            throw JobError(code: "invalid_request", message: "'exclude_addons' has '\(bad)', which is not an add-on slug (letters, digits, '_', '-', '.')")
         }
     }
 }

@@ -38,6 +38,9 @@ public struct RestoreOptions: Sendable, Hashable, Codable {
         if type == "partial", homeassistant != true, (addons ?? []).isEmpty, (folders ?? []).isEmpty {
             throw JobError(code: "invalid_request", message: "a partial restore needs 'homeassistant': true, 'addons' or 'folders'")
         }
+        if let addons, let bad = addons.first(where: { !BackupRequest.isAddonSlug($0) }) {
+            throw JobError(code: "invalid_request", message: "'addons' has '\(bad)', which is not an add-on slug")
+        }
         if let folders, let unknown = folders.first(where: { !BackupSettings.folders.contains($0) }) {
             throw JobError(code: "invalid_request", message: "'folders' has '\(unknown)'; folders are \(BackupSettings.folders.joined(separator: ", "))")
         }

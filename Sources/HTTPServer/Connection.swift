@@ -88,12 +88,19 @@ final class Connection: BodySource {
         let logger = server.logger
         var keepAlive = head.keepAlive && !server.registry.isDraining
         var response: HTTPResponse
-        bodyState = .none
-        pendingContinue = false
+        // Also for requests no handler reads (404, 405, OPTIONS): their body is drained (or the connection
+        // closed) below, so it is never parsed as the next request.
+        bodyLimit = config.defaultBodyLimit
+        switch head.framing {
+        case .length(let length): bodyState = .length(remaining: length)
+        case .chunked: bodyState = .chunked(ChunkedDecoder(limits: config.headLimits), received: 0)
+        case .none: bodyState = .none
+        }
+        pendingContinue = head.expectsContinue && !isBodyFinished
 
         switch head.method == .options ? .notFound : server.router.resolve(head.method, head.path) {
         case _ where head.method == .options:
-            let allow = head.path == "*" ? HTTPMethod.allCases : server.router.allowedMethods(head.path)
+            let allow = head.path == "*" ? HTTPMethod.routable : server.router.allowedMethods(head.path)
             response = allow.isEmpty ? HTTPError(.notFound, message: "no resource at \(head.path)").response
                 : HTTPResponse(.noContent, headers: HTTPHeaders([("Allow", allow.map(\.rawValue).joined(separator: ", "))]))
         case .notFound:

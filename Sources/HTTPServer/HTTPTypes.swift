@@ -1,6 +1,12 @@
 /// Request methods this server understands; anything else is answered 501 (RFC 9110 §9.1).
 public enum HTTPMethod: String, Sendable, Hashable, CaseIterable, Comparable {
     case get = "GET", head = "HEAD", post = "POST", put = "PUT", delete = "DELETE", patch = "PATCH", options = "OPTIONS"
+    /// Known methods no route serves: recognized, so a resource answers 405 with `Allow` (RFC 9110 §15.5.6)
+    /// rather than 501, which is for methods the server does not know at all.
+    case trace = "TRACE", connect = "CONNECT", query = "QUERY"
+
+    /// What `OPTIONS *` lists: the methods routes can have.
+    public static let routable: [HTTPMethod] = [.get, .head, .post, .put, .delete, .patch, .options]
 
     public static func < (lhs: HTTPMethod, rhs: HTTPMethod) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!

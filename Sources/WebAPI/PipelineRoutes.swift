@@ -131,7 +131,15 @@ struct PipelineRoutes: Sendable {
         router.get("/api/jobs") { request in
             try access.authorize(request)
             let pipeline = try available()
-            let limit = min(max(Int(request.query("limit") ?? "") ?? 50, 1), 500)
+            let limit: Int
+            if let text = request.query("limit") {
+                guard let value = Int(text), (1...500).contains(value) else {
+                    throw HTTPError(.badRequest, code: "invalid_request", message: "'limit' is a whole number from 1 to 500")
+                }
+                limit = value
+            } else {
+                limit = 50
+            }
             let jobs = try await pipeline.history(limit: limit)
             return try .json(JobList(jobs: jobs.map(JobBody.init)))
         }

@@ -123,6 +123,17 @@ struct ServerTests {
             let response = try await client.readResponse()
             #expect(response.status == 405)
             #expect(response.header("Allow") == "GET, HEAD, OPTIONS")
+            for method in ["TRACE", "QUERY"] { // known methods no route serves: 405, not 501
+                try await client.send("\(method) /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                let refused = try await client.readResponse()
+                #expect(refused.status == 405)
+                #expect(refused.header("Allow") == "GET, HEAD, OPTIONS")
+            }
+            // A body nobody reads is drained, not parsed as the next request.
+            try await client.send("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nGET /x HTTP")
+            #expect(try await client.readResponse().status == 405)
+            try await client.send("POST /nope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            #expect(try await client.readResponse().status == 404)
             try await client.send("OPTIONS /echo HTTP/1.1\r\nHost: x\r\n\r\n")
             let options = try await client.readResponse()
             #expect(options.status == 204)
