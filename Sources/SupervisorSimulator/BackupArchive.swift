@@ -12,8 +12,12 @@ import Foundation
 /// (`addon.json`, `homeassistant.json`, a few files) plus ``payloadBytes`` of random data in Home
 /// Assistant's archive, so backups of a chosen size can be made.
 ///
-/// Not simulated: SecureTar encryption. A password only sets `protected: true`; inner archives stay plain
-/// gzip (see ``SupervisorSimulator``).
+/// A protected backup (``protection`` set) has every inner archive encrypted as securetar 2026.4.1 does it
+/// for the Supervisor: the gzip stream (level 9, FNAME flag with an empty name, as Python's `tarfile`
+/// stream writes it), or the tar when uncompressed, behind a SecureTar header: v3 (136-byte header,
+/// XChaCha20-Poly1305 secretstream in 1 MiB chunks) when Core is 2026.3.0 or newer, else v2 (AES-128-CBC).
+/// All archives share the one ``SecureTarBackupKey`` (root salt, validation salt and key); each gets its
+/// own derivation salt and stream header.
 ///
 /// Used by one job at a time; every call is awaited before the next, hence `@unchecked Sendable`.
 final class BackupArchiveWriter: @unchecked Sendable {
@@ -21,14 +25,17 @@ final class BackupArchiveWriter: @unchecked Sendable {
     private let scratchDirectory: URL
     private let handle: FileHandle
     private let outer: TarWriter
+    private let protection: SecureTarBackupKey?
     private var closed = false
 
     static let chunkSize = 256 * 1024
 
     /// Creates the backup file. The caller has checked that no file of that name exists.
-    init(destination: URL, scratchDirectory: URL) throws(SupervisorSimulatorError) {
+    /// - Parameter protection: the backup's key when it has a password (derived once: Argon2id for v3).
+    init(destination: URL, scratchDirectory: URL, protection: SecureTarBackupKey? = nil) throws(SupervisorSimulatorError) {
         self.destination = destination
         self.scratchDirectory = scratchDirectory
+        self.protection = protection
         guard FileManager.default.createFile(atPath: destination.path, contents: nil),
               let handle = FileHandle(forWritingAtPath: destination.path) else {
             throw SupervisorSimulatorError("cannot create the backup file \(destination.path)")
@@ -133,7 +140,7 @@ final class BackupArchiveWriter: @unchecked Sendable {
     // MARK: Inner archives
 
     /// Builds one inner archive in a scratch file (its size must be in the outer header first), then
-    /// copies it into the outer tar.
+    /// copies it into the outer tar, encrypting it on the way when the backup is protected.
     private func addInner(base: String, compressed: Bool, mtime: Double, _ build: (TarWriter) throws -> Void) throws {
         let tarName = "\(base).tar"
         let memberName = compressed ? "\(tarName).gz" : tarName
@@ -145,7 +152,10 @@ final class BackupArchiveWriter: @unchecked Sendable {
         do {
             defer { try? scratchHandle.close() }
             if compressed {
-                let gzip = try GzipMemberWriter(fileName: tarName, mtime: UInt32(truncatingIfNeeded: Int(mtime))) { try scratchHandle.write(contentsOf: $0) }
+                // Unprotected: Python's gzip module (level 6, the name). Protected: tarfile's `w|gz` stream
+                // inside securetar (level 9, an empty name).
+                let gzip = try GzipMemberWriter(fileName: protection == nil ? tarName : "", mtime: UInt32(truncatingIfNeeded: Int(mtime)),
+                                                level: protection == nil ? 6 : 9) { try scratchHandle.write(contentsOf: $0) }
                 let inner = TarWriter { try gzip.write($0) }
                 try build(inner)
                 try inner.finish()
@@ -157,11 +167,21 @@ final class BackupArchiveWriter: @unchecked Sendable {
             }
         }
         let size = (try FileManager.default.attributesOfItem(atPath: scratch.path)[.size] as? NSNumber)?.int64Value ?? 0
-        try outer.begin(TarEntry(name: memberName, size: size, mode: 0o644, mtime: mtime))
         let reader = try FileHandle(forReadingFrom: scratch)
         defer { try? reader.close() }
-        while let data = try reader.read(upToCount: Self.chunkSize), !data.isEmpty {
-            try outer.write([UInt8](data))
+        if let protection {
+            try outer.begin(TarEntry(name: memberName, size: SecureTarWriter.entrySize(plaintextSize: size, version: protection.version), mode: 0o644, mtime: mtime))
+            let outer = outer
+            let secure = try SecureTarWriter(key: protection, plaintextSize: size) { try outer.write($0) }
+            while let data = try reader.read(upToCount: Self.chunkSize), !data.isEmpty {
+                try secure.write([UInt8](data))
+            }
+            try secure.finish()
+        } else {
+            try outer.begin(TarEntry(name: memberName, size: size, mode: 0o644, mtime: mtime))
+            while let data = try reader.read(upToCount: Self.chunkSize), !data.isEmpty {
+                try outer.write([UInt8](data))
+            }
         }
         try outer.end()
     }
@@ -179,8 +199,9 @@ final class BackupArchiveWriter: @unchecked Sendable {
     }
 }
 
-/// One gzip member (RFC 1952) as Python's `gzip.GzipFile` writes it: FNAME set, OS 255, XFL 0 at level 6,
-/// raw deflate, then CRC-32 and ISIZE. The Compression module's gzip mode writes no file name, so the
+/// One gzip member (RFC 1952) as Python's `gzip.GzipFile` writes it: FNAME set, OS 255, XFL 0 at level 6
+/// (2 at level 9), raw deflate, then CRC-32 and ISIZE. An empty `fileName` keeps the FNAME flag with just
+/// the terminating zero, as `tarfile`'s stream mode writes it. The Compression module's gzip mode writes no file name, so the
 /// header and trailer are written here around raw deflate data.
 /// - SeeAlso: https://www.rfc-editor.org/rfc/rfc1952#section-2.3
 final class GzipMemberWriter {

@@ -1,3 +1,4 @@
+import BackupArchive
 import Foundation
 import Logging
 
@@ -91,9 +92,20 @@ enum BackupJobs {
                                                    stage: "addon_repositories"))
             return nil
         }
+        // One key for the whole backup: Argon2id (v3) runs once, every archive shares its root parameters.
+        var protection: SecureTarBackupKey?
+        if plan.metadata.protected, let password {
+            let version = secureTarVersion(coreVersion: context.configuration.homeassistantVersion)
+            do {
+                protection = try await offload { SecureTarBackupKey(password: password, version: version) }
+            } catch {
+                await state.finish(jobID, error: .init(type: "BackupError", message: "Backup \(slug) error, see supervisor logs", stage: "addon_repositories"))
+                return nil
+            }
+        }
         let writer: BackupArchiveWriter
         do {
-            writer = try BackupArchiveWriter(destination: file, scratchDirectory: context.scratch)
+            writer = try BackupArchiveWriter(destination: file, scratchDirectory: context.scratch, protection: protection)
         } catch {
             await state.finish(jobID, error: .init(type: "BackupError", message: "Cannot open backup file \(supervisorBackupPath)/\(file.lastPathComponent) for writing", stage: "addon_repositories"))
             return nil
@@ -126,7 +138,7 @@ enum BackupJobs {
                     let finished = metadata
                     let size = try await offload { try writer.finish(metadata: finished) }
                     await state.add(.init(metadata: metadata, file: file, sizeBytes: size))
-                    if metadata.protected { await state.rememberPassword(password, slug: slug) }
+                    if metadata.protected, let password { await state.rememberPassword(.exactly(password), slug: slug) }
                 }
             }
         } catch {
@@ -141,9 +153,9 @@ enum BackupJobs {
         return slug
     }
 
-    /// Writes a whole backup at once (no job), for seeding.
-    static func write(_ plan: BackupPlan, to file: URL, scratch: URL) async throws -> Int64 {
-        let writer = try BackupArchiveWriter(destination: file, scratchDirectory: scratch)
+    /// Writes a whole backup at once (no job), for seeding; `protection` encrypts every archive.
+    static func write(_ plan: BackupPlan, to file: URL, scratch: URL, protection: SecureTarBackupKey? = nil) async throws -> Int64 {
+        let writer = try BackupArchiveWriter(destination: file, scratchDirectory: scratch, protection: protection)
         do {
             return try await offload {
                 var metadata = plan.metadata
@@ -162,6 +174,12 @@ enum BackupJobs {
             writer.abandon()
             throw error
         }
+    }
+
+    /// The SecureTar version `Backup.create` writes: v3 when the installed Core is 2026.3.0 or newer (not
+    /// `landingpage`), else v2 (`const.py CORE_SECURETAR_V3_MIN_VERSION`).
+    static func secureTarVersion(coreVersion: String) -> SecureTarBackupKey.Version {
+        coreVersion == "landingpage" || versionIsNewer("2026.3.0", than: coreVersion) ? .v2 : .v3
     }
 
     private struct InjectedFailure: Error {
@@ -193,11 +211,21 @@ enum BackupJobs {
                 throw APIError("Backup \(order.slug) does not exist in \(location)")
             }
             if metadata.protected {
-                // Real SecureTar is not simulated: the password is compared with the one the backup was made with.
-                let expected = await state.password(slug: order.slug)
-                guard let given = order.password, !given.isEmpty, expected == nil || expected == given else {
-                    throw APIError("Invalid password for backup \(order.slug)")
+                let given = order.password.flatMap { $0.isEmpty ? nil : $0 }
+                let accepted: Bool
+                switch await state.password(slug: order.slug) {
+                case .exactly(let expected)?:
+                    // Written here: the password is compared with the one the backup was made with.
+                    accepted = given == expected
+                case .anyNonEmpty?:
+                    accepted = given != nil
+                case nil:
+                    // Uploaded or found in the folder: securetar opens the first archive, as the Supervisor does.
+                    let file = backup.file
+                    let compressed = metadata.compressed
+                    accepted = (try? await offload { PasswordValidation.accepts(given, backupAt: file, compressed: compressed) }) ?? false
                 }
+                guard accepted else { throw APIError("Invalid password for backup \(order.slug)") }
             }
             if !full, order.homeassistant, metadata.homeassistant == nil {
                 throw APIError("No Home Assistant Core data inside the backup")
@@ -303,5 +331,28 @@ enum BackupJobs {
             }
         }
         return false
+    }
+}
+
+/// `Backup.validate_backup` before a restore of a protected backup: securetar opens the backup's first
+/// inner archive (`*.tar.gz`, or `*.tar` when uncompressed) with the password and reads its start. v3 is
+/// decided by the validation key in its header (one Argon2id), v2 by the first decrypted block; a plain
+/// archive is taken as v1 and fails with a password but reads without one. Only that first archive is
+/// looked at, so damage later in the file goes unnoticed, as in the Supervisor.
+enum PasswordValidation {
+    static func accepts(_ password: String?, backupAt file: URL, compressed: Bool) -> Bool {
+        guard let reader = try? TarReader(url: file) else { return false }
+        let ending = compressed ? ".tar.gz" : ".tar"
+        do {
+            while let entry = try reader.next() {
+                guard entry.kind == .file, entry.normalizedName.hasSuffix(ending) else { continue }
+                let head = try reader.readChunk(maxBytes: SecureTarPassword.headSize) ?? []
+                guard let password else { return SecureTarPassword.isPlaintext(archiveHead: head) }
+                return SecureTarPassword.opens(archiveHead: head, password: password)
+            }
+        } catch {
+            return false
+        }
+        return true // "No tar file found to validate password with"
     }
 }

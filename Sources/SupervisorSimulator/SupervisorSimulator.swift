@@ -13,8 +13,13 @@ import Synchronization
 /// `403: Forbidden` from the security middleware, the `backup` role's path patterns, jobs polled through
 /// `GET /jobs/info`, one backup or restore at a time, and real backup tars in ``Configuration/backupDirectory``.
 ///
-/// Not simulated: SecureTar encryption (a password only marks a backup `protected`; its inner archives stay
-/// plain gzip, and a restore checks the password against the one the backup was made with), backup mounts
+/// A backup made with a password is protected as the real one is: every inner archive is SecureTar (v3 with
+/// Core 2026.3.0 or newer, else v2) under one key derived from the password, so ``BackupVerifier`` opens it
+/// with that password only. A restore compares the password with the one the backup was made with; for a
+/// protected backup it did not write (uploaded, or found in the folder) it opens the first inner archive
+/// with it, as `Backup.validate_backup` does.
+///
+/// Not simulated: backup mounts
 /// (`.cloud_backup` is refused as the real API refuses an add-on; other names are unknown mounts), Core's
 /// websocket, and the stop of the calling add-on during a full restore.
 ///
@@ -240,7 +245,9 @@ public final class SupervisorSimulator: Sendable {
     /// - Parameters:
     ///   - date: written as backup.json's `date`; the slug is derived from it and the name.
     ///   - fileName: the file's name; nil = `<slug>.tar`.
-    ///   - protected: marks the backup protected; a restore then needs `password` (any non-empty one when nil).
+    ///   - protected: writes the backup protected (SecureTar, as ``Configuration/homeassistantVersion`` decides,
+    ///     v3 from Core 2026.3.0): encrypted with `password`, or with a random one when nil. A restore then
+    ///     needs `password` (any non-empty one when nil). Costs one Argon2id (about 2 s in a debug build) for v3.
     /// - Returns: the slug.
     /// - Throws: ``SupervisorSimulatorError`` when the file exists or cannot be written.
     @discardableResult
@@ -258,10 +265,17 @@ public final class SupervisorSimulator: Sendable {
         metadata.homeassistant = .init(version: configuration.homeassistantVersion, excludeDatabase: false)
         metadata.folders = type == "full" ? BackupMetadata.allFolders.filter(configuration.folders.contains) : []
         let plan = BackupPlan(metadata: metadata, addons: addons, payloadBytes: configuration.backupPayloadBytes)
-        let size = try await BackupJobs.write(plan, to: file, scratch: scratchDirectory)
+        let password = password.flatMap { $0.isEmpty ? nil : $0 }
+        var protection: SecureTarBackupKey?
+        if protected {
+            let secret = password ?? UUID().uuidString
+            let version = BackupJobs.secureTarVersion(coreVersion: configuration.homeassistantVersion)
+            protection = try await BackupJobs.offload { SecureTarBackupKey(password: secret, version: version) }
+        }
+        let size = try await BackupJobs.write(plan, to: file, scratch: scratchDirectory, protection: protection)
         metadata.addons = addons.map { .init(slug: $0.slug, name: $0.name, version: $0.version) }
         await state.add(.init(metadata: metadata, file: file, sizeBytes: size))
-        if protected { await state.rememberPassword(password, slug: slug) }
+        if protected { await state.rememberPassword(password.map { .exactly($0) } ?? .anyNonEmpty, slug: slug) }
         return slug
     }
 

@@ -77,8 +77,10 @@ actor SupervisorState {
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     private var tasks: [String: JobHandle] = [:]
     private(set) var installedAddons: [SupervisorSimulator.InstalledAddon]
-    /// Passwords given when backups were created here (or seeded), by slug; the restore checks against them.
-    private var passwords: [String: String] = [:]
+    /// Passwords of the protected backups written here (created or seeded), by slug; the restore checks
+    /// against them. A protected backup not in here (uploaded, or found in the folder) has its password
+    /// checked against its first inner archive instead.
+    private var passwords: [String: KnownPassword] = [:]
     private var requestCounts: [String: Int] = [:]
     private(set) var coreCalls: [CoreCall] = []
     private(set) var entityStates: [String: EntityState] = [:]
@@ -111,11 +113,17 @@ actor SupervisorState {
     /// After `POST /backups/reload`: the folder's contents replace the index.
     func replaceAll(_ scanned: [Backup]) { backups = scanned }
 
-    func rememberPassword(_ password: String?, slug: String) {
-        if let password { passwords[slug] = password }
+    /// How the restore checks the password of a protected backup written here.
+    enum KnownPassword: Sendable, Hashable {
+        /// The password it was made with.
+        case exactly(String)
+        /// Seeded without a password (encrypted with a random one): any non-empty password is taken.
+        case anyNonEmpty
     }
 
-    func password(slug: String) -> String? { passwords[slug] }
+    func rememberPassword(_ password: KnownPassword, slug: String) { passwords[slug] = password }
+
+    func password(slug: String) -> KnownPassword? { passwords[slug] }
 
     // MARK: Jobs
 

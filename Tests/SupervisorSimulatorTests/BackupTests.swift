@@ -243,7 +243,7 @@ struct BackupTests {
                         "locations", "repositories", "folders", "extra"] {
                 #expect(info[key] != nil, "missing \(key)")
             }
-            // The backup file itself says protected (its archives are not encrypted here).
+            // The backup file itself says protected (its archives are SecureTar: ProtectedBackupTests).
             let json = try JSONValue.parse(try #require(try TarReader.backupJSON(in: harness.file("\(slug).tar"))))
             #expect(json["protected"] == true)
 
