@@ -122,8 +122,9 @@ import Testing
     }
 
     /// A whole backup written with the writer, every archive under one key: restorable with the password
-    /// (MACs, gzip and inner tars checked), rejected by the validation key without it.
-    @Test func aWrittenBackupVerifiesWithThePasswordOnly() async throws {
+    /// (MACs, gzip and inner tars checked). A wrong one is rejected by the validation key (the fixtures'
+    /// verdicts and the simulator's protected backups show it; one Argon2id less here).
+    @Test func aWrittenBackupVerifiesWithThePassword() async throws {
         var inner: [UInt8] = []
         let tar = TarWriter { inner += $0 }
         try tar.add(TarEntry(name: "./", kind: .directory, mode: 0o700))
@@ -151,8 +152,5 @@ import Testing
         let right = await BackupVerifier.verify(try FileByteSource(path: path.path), mode: .full, password: Self.password)
         #expect(right.verdict == .restorable, "\(right.problems)")
         #expect(right.archives.allSatisfy { $0.format == "securetar-v3" && $0.ok })
-        let wrong = await BackupVerifier.verify(try FileByteSource(path: path.path), mode: .full, password: "writer-password-2")
-        #expect(wrong.verdict == .notRestorable)
-        #expect(wrong.problems.contains { $0.contains("password is wrong") }, "\(wrong.problems)")
     }
 }
