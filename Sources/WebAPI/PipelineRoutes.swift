@@ -166,6 +166,9 @@ struct PipelineRoutes: Sendable {
             throw HTTPError(.badRequest, code: "invalid_request",
                             message: "unknown field '\(unknown)'; the fields are \(requestFields.sorted().joined(separator: ", "))")
         }
+        if let empty = object.keys.sorted().first(where: { object[$0] is NSNull }) {
+            throw HTTPError(.badRequest, code: "invalid_request", message: "'\(empty)' is null; leave it out to use the option")
+        }
         do {
             return try JSONDecoder().decode(BackupRequest.self, from: Data(bytes))
         } catch {
@@ -185,6 +188,9 @@ struct PipelineRoutes: Sendable {
         }
         if let unknown = object.keys.sorted().first(where: { !restoreFields.contains($0) }) {
             throw HTTPError(.badRequest, code: "invalid_request", message: "unknown field '\(unknown)'; the fields are \(restoreFields.sorted().joined(separator: ", "))")
+        }
+        if let empty = object.keys.sorted().first(where: { object[$0] is NSNull }) {
+            throw HTTPError(.badRequest, code: "invalid_request", message: "'\(empty)' is null; leave it out instead")
         }
         do {
             return try JSONDecoder().decode(RestoreOptions.self, from: Data(bytes))

@@ -85,6 +85,7 @@ struct PipelineAPITests {
         (#"{"exclude_addon": ["core_mosquitto"]}"#, "invalid_request"), // a typo is refused, not ignored
         (#"{"exclude_database": "yes"}"#, "invalid_request"),
         (#"{"name": ""}"#, "invalid_request"),
+        (#"{"exclude_database": null}"#, "invalid_request"),
         (#"["full"]"#, "invalid_json"),
         (#"{"name": "#, "invalid_json"),
     ])
