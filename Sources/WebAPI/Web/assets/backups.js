@@ -3,7 +3,7 @@ import { t } from "./i18n.js";
 import { bytes, dateTime, relative } from "./format.js";
 import { advice } from "./advice.js";
 import * as API from "./api.js";
-import { h, openDialog, say } from "./dom.js";
+import { h, openDialog, s, say } from "./dom.js";
 import { openRestore } from "./restore.js";
 
 const container = document.getElementById("backups");
@@ -57,8 +57,15 @@ function draw(backups) {
 
 /** A cell with its column's name, shown above the value when rows become cards on phones. */
 const cell = (column, ...children) => h("td", { "data-label": t(column) }, ...children);
-const mark = (good, text) => h("span", { class: good ? "ok" : "bad" }, h("span", { "aria-hidden": "true" }, good ? "✓ " : "✗ "), text);
-const absent = () => h("span", { class: "muted" }, h("span", { "aria-hidden": "true" }, "— "), t("absent"));
+const mark = (good, text) => h("span", { class: `nowrap ${good ? "ok" : "bad"}` }, h("span", { "aria-hidden": "true" }, good ? "✓ " : "✗ "), text);
+const absent = () => h("span", { class: "nowrap muted" }, h("span", { "aria-hidden": "true" }, "— "), t("absent"));
+
+// Material Design Icons (Apache 2.0), drawn inline: emoji fonts are not everywhere.
+const icons = {
+  lock: "M12 17a2 2 0 0 0 2-2c0-1.11-.9-2-2-2a2 2 0 0 0-2 2 2 2 0 0 0 2 2m6-9a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V10c0-1.11.9-2 2-2h1V6a5 5 0 0 1 5-5 5 5 0 0 1 5 5v2h1m-6-5a3 3 0 0 0-3 3v2h6V6a3 3 0 0 0-3-3z",
+  pin: "M16 12V4h1V2H7v2h1v8l-2 2v2h5.2v6h1.6v-6H18v-2l-2-2z",
+};
+const icon = (name) => s("svg", { class: "icon", viewBox: "0 0 24 24", "aria-hidden": "true" }, s("path", { d: icons[name] }));
 
 function row(backup) {
   const verified = verifiedCell(backup);
@@ -70,19 +77,25 @@ function row(backup) {
     h("span", { class: "muted small block" }, dateTime(backup.date)),
     h("span", { class: "badges" },
       h("span", { class: "badge" }, t(backup.type === "partial" ? "type_partial" : "type_full")),
-      backup.protected ? h("span", { class: "badge" }, h("span", { "aria-hidden": "true" }, "🔒 "), t("protected")) : null,
-      backup.pinned ? h("span", { class: "badge primary" }, h("span", { "aria-hidden": "true" }, "📌 "), t("pinned")) : null)),
-  cell("col_size", bytes(backup.size)),
+      backup.protected ? h("span", { class: "badge" }, icon("lock"), t("protected")) : null,
+      backup.pinned ? h("span", { class: "badge primary" }, icon("pin"), t("pinned")) : null)),
+  cell("col_size", h("span", { class: "nowrap" }, bytes(backup.size))),
   cell("col_local", backup.local ? mark(true, t("present")) : absent()),
-  cell("col_b2", backup.b2 ? [mark(true, t("present")), lockNote(backup.b2.locked_until)] : absent()),
+  cell("col_b2", backup.b2 ? [mark(true, t("present")), lockNote(backup)] : absent()),
   cell("col_verified", verified.content),
   cell("col_retention", retentionCell(backup)),
   cell("col_actions", actions(backup)));
 }
 
-function lockNote(until) {
-  if (!until || new Date(until) <= new Date()) return null;
-  return h("span", { class: "muted small block" }, t("locked_until", { date: dateTime(until) }));
+/** The end of a B2 Object Lock still in force, or null. */
+const lockedUntil = (backup) => {
+  const until = backup.b2?.locked_until;
+  return until && new Date(until) > new Date() ? until : null;
+};
+
+function lockNote(backup) {
+  const until = lockedUntil(backup);
+  return until ? h("span", { class: "muted small block" }, icon("lock"), t("locked_until", { date: dateTime(until) })) : null;
 }
 
 /** ✓ with the check's time, ✗ with its problems; an upload whose SHA-1 matched counts as checked. */
@@ -174,6 +187,8 @@ async function verify(backup, button) {
   }
 }
 
+const refusals = new Set(["pinned", "newest_verified", "no_verified_copy", "locked"]);
+
 /** Asks where to delete from; on a refusal that may be overridden, offers "Delete anyway". */
 async function confirmDelete(backup) {
   const choices = [
@@ -189,6 +204,7 @@ async function confirmDelete(backup) {
       h("legend", {}, t("delete_where")),
       choices.map((choice, index) =>
         h("label", {}, h("input", { type: "radio", name: "location", value: choice, checked: index === 0 }), " ", t(`delete_${choice}`)))),
+    lockedUntil(backup) ? h("p", { class: "banner warn small" }, `${t("refusal_locked")} ${t("locked_until", { date: dateTime(backup.b2.locked_until) })}.`) : null,
     h("p", { class: "muted small" }, t("delete_warning")),
     status,
     h("div", { class: "dialog-buttons" },
@@ -209,7 +225,8 @@ async function confirmDelete(backup) {
     } catch (error) {
       deleteButton.disabled = false;
       const overridable = error.status === 409 && ["pinned", "newest_verified", "no_verified_copy"].includes(error.code);
-      say(status, `${error.message}${overridable ? ` ${t("delete_anyway_hint")}` : ""}`, "bad");
+      const reason = error.status === 409 && refusals.has(error.code) ? t(`refusal_${error.code}`) : `${error.message} — ${advice(error.code)}`;
+      say(status, overridable ? `${reason} ${t("delete_anyway_hint")}` : reason, "bad");
       if (overridable) {
         force = true;
         deleteButton.textContent = t("delete_anyway");

@@ -93,6 +93,7 @@ function checkText(check) {
 
 function usageText(b2) {
   if (!b2) return ["–"];
+  if (b2.backups === 0) return [t("never")];
   return [
     h("span", {}, t("usage", { size: bytes(b2.bytes), n: b2.backups })),
     h("br"),

@@ -38,6 +38,10 @@ export function shortDate(iso) {
   return new Intl.DateTimeFormat(locale, { day: "numeric", month: "short" }).format(new Date(iso));
 }
 
+export function shortTime(iso) {
+  return new Intl.DateTimeFormat(locale, { hour: "numeric", minute: "2-digit" }).format(new Date(iso));
+}
+
 /** "in 5 minutes", "3 hours ago". */
 export function relative(iso, now = Date.now()) {
   if (!iso) return "";

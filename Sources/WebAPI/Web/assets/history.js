@@ -1,13 +1,14 @@
 // History: an SVG chart of backup size and duration over time (failures in red), and the run log.
 import { t } from "./i18n.js";
-import { bytes, dateTime, duration, shortDate } from "./format.js";
+import { bytes, dateTime, duration, number, shortDate, shortTime } from "./format.js";
 import { advice } from "./advice.js";
 import { getJobs } from "./api.js";
 import { h, s } from "./dom.js";
 
 const chart = document.getElementById("chart");
 const runs = document.getElementById("runs");
-const pageSize = 20;
+// Phones show the run log as cards, so fewer at a time.
+const pageSize = matchMedia("(max-width: 600px)").matches ? 5 : 20;
 let shown = pageSize;
 let jobs = [];
 
@@ -53,7 +54,11 @@ function drawChart() {
   const plotWidth = width - pad.left - pad.right, plotHeight = height - pad.top - pad.bottom;
   const sizeOf = (job) => job.remote?.size ?? job.bytes_total ?? 0;
   const sizeTicks = ticks(Math.max(...backups.map(sizeOf), 1));
-  const timeTicks = ticks(Math.max(...backups.map((job) => job.duration_seconds ?? 0), 1));
+  // Durations tick in seconds under two minutes, in whole minutes above.
+  const longest = Math.max(...backups.map((job) => job.duration_seconds ?? 0), 1);
+  const inMinutes = longest >= 120;
+  const timeTicks = inMinutes ? ticks(longest / 60).map((minutes) => minutes * 60) : ticks(longest);
+  const timeLabel = (seconds) => (inMinutes ? t("axis_minutes", { m: number(seconds / 60, 1) }) : t("duration_s", { s: number(seconds) }));
   const maxSize = sizeTicks[sizeTicks.length - 1], maxTime = timeTicks[timeTicks.length - 1];
   const slot = plotWidth / backups.length;
   const x = (index) => pad.left + slot * (index + 0.5);
@@ -65,10 +70,13 @@ function drawChart() {
     s("line", { class: "grid", x1: pad.left, x2: width - pad.right, y1: ySize(value), y2: ySize(value) }),
     s("text", { class: "axis", x: pad.left - 6, y: ySize(value) + 4, "text-anchor": "end" }, bytes(value))));
   const rightAxis = timeTicks.map((value) =>
-    s("text", { class: "axis", x: width - pad.right + 6, y: yTime(value) + 4 }, duration(value)));
+    s("text", { class: "axis", x: width - pad.right + 6, y: yTime(value) + 4 }, timeLabel(value)));
+  // Within two days the time tells the runs apart; over longer spans the date.
+  const span = new Date(backups[backups.length - 1].started_at) - new Date(backups[0].started_at);
+  const label = span < 2 * 86400000 ? shortTime : shortDate;
   const labelEvery = Math.ceil(backups.length / Math.max(2, Math.floor(plotWidth / 90)));
   const dates = backups.map((job, index) => (index % labelEvery === 0 || index === backups.length - 1) && (backups.length - 1 - index >= labelEvery / 2 || index === backups.length - 1)
-    ? s("text", { class: "axis", x: x(index), y: height - 8, "text-anchor": "middle" }, shortDate(job.started_at)) : null);
+    ? s("text", { class: "axis", x: x(index), y: height - 8, "text-anchor": "middle" }, label(job.started_at)) : null);
 
   const bars = backups.map((job, index) => {
     const title = s("title", {}, `${dateTime(job.started_at)} · ${job.state === "failed" ? `${t("job_failed")}: ${job.error?.code ?? ""}` : `${bytes(sizeOf(job))} · ${duration(job.duration_seconds)}`}`);
