@@ -32,7 +32,7 @@ export function showNewestCheck(backups) {
 }
 
 export function showJob(job) {
-  if (job.kind === "backup" || !isFinished(job)) progress.update(job);
+  progress.update(job);
   // "Backup started." has done its job once the progress shows the end.
   const message = $("dashboard-message");
   if (isFinished(job) && message.dataset.job === job.id) say(message, "");
@@ -60,6 +60,7 @@ export function render() {
       .filter(Boolean).join(" · ");
   }
 
+  $("stats").hidden = state === "not_configured";
   $("next-run").textContent = nextRunText(status);
   const success = status.last_success;
   $("last-success").replaceChildren(...(success

@@ -15,13 +15,14 @@ let jobs = [];
 export async function loadHistory() {
   try {
     ({ jobs } = await getJobs(100));
+    drawChart();
   } catch (error) {
     chart.replaceChildren(h("p", { class: "muted" }, error.code === "not_configured" ? t("history_not_configured") : error.message));
-    runs.replaceChildren();
-    return;
+    jobs = [];
   }
-  drawChart();
   drawRuns();
+  document.getElementById("chart-legend").hidden = !chart.querySelector("svg");
+  document.getElementById("runs-title").hidden = jobs.length === 0;
 }
 
 // The chart is drawn at the width it has, so its text stays the size of the page's text.
@@ -111,7 +112,7 @@ const result = (job) => {
 
 function drawRuns() {
   if (jobs.length === 0) {
-    runs.replaceChildren(h("p", { class: "muted empty" }, t("no_runs")));
+    runs.replaceChildren();
     return;
   }
   const columns = ["col_started", "col_kind", "col_trigger", "col_result", "col_duration", "col_size", "col_error"];

@@ -39,7 +39,8 @@ export class ProgressView {
     this.container.hidden = false;
     this.container.dataset.state = job.state;
     this.container.dataset.job = job.id;
-    this.name.textContent = job.backup?.name ?? "";
+    const name = job.backup?.name ?? "";
+    this.name.textContent = job.kind === "backup" ? name : `${t(`kind_${job.kind}`)}: ${name}`;
     const finished = isFinished(job);
     const words = job.state === "done" ? t("job_done") : job.state === "failed" ? t("job_failed") : t(`step_${job.step}`);
     if (this.stepText.textContent !== words) this.stepText.textContent = words;

@@ -201,7 +201,6 @@ export default {
   history_not_configured: "Der Verlauf beginnt, sobald das Add-on eingerichtet ist.",
   chart_summary: { one: "{n} Sicherung von {from} bis {to}, {failures} fehlgeschlagen.", other: "{n} Sicherungen von {from} bis {to}, {failures} fehlgeschlagen." },
   run_log: "Laufprotokoll",
-  no_runs: "Noch keine Läufe.",
   col_started: "Gestartet",
   col_kind: "Auftrag",
   col_trigger: "Ausgelöst durch",

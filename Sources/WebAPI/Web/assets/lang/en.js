@@ -201,7 +201,6 @@ export default {
   history_not_configured: "The history starts once the add-on is set up.",
   chart_summary: { one: "{n} backup from {from} to {to}, {failures} failed.", other: "{n} backups from {from} to {to}, {failures} failed." },
   run_log: "Run log",
-  no_runs: "No runs yet.",
   col_started: "Started",
   col_kind: "Job",
   col_trigger: "Started by",

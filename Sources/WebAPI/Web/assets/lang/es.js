@@ -201,7 +201,6 @@ export default {
   history_not_configured: "El historial empieza cuando el complemento esté configurado.",
   chart_summary: { one: "{n} copia de {from} a {to}, {failures} fallidas.", other: "{n} copias de {from} a {to}, {failures} fallidas." },
   run_log: "Registro de ejecuciones",
-  no_runs: "Aún no hay ejecuciones.",
   col_started: "Inicio",
   col_kind: "Tarea",
   col_trigger: "Iniciada por",

@@ -201,7 +201,6 @@ export default {
   history_not_configured: "L'historique commence une fois le module configuré.",
   chart_summary: { one: "{n} sauvegarde du {from} au {to}, {failures} en échec.", other: "{n} sauvegardes du {from} au {to}, {failures} en échec." },
   run_log: "Journal des exécutions",
-  no_runs: "Aucune exécution pour l'instant.",
   col_started: "Début",
   col_kind: "Tâche",
   col_trigger: "Lancée par",

@@ -201,7 +201,6 @@ export default {
   history_not_configured: "De geschiedenis begint zodra de add-on is ingesteld.",
   chart_summary: { one: "{n} back-up van {from} tot {to}, {failures} mislukt.", other: "{n} back-ups van {from} tot {to}, {failures} mislukt." },
   run_log: "Logboek van runs",
-  no_runs: "Nog geen runs.",
   col_started: "Gestart",
   col_kind: "Taak",
   col_trigger: "Gestart door",
