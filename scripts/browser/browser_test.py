@@ -46,7 +46,7 @@ def wait_for_health(base, timeout, demo_pid):
 def start_chromium(binary, profile, timeout):
     process = subprocess.Popen(
         [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--no-default-browser-check", "--disable-extensions", "--disable-background-networking", "--lang=en-US",
+         "--no-default-browser-check", "--hide-scrollbars", "--disable-extensions", "--disable-background-networking", "--lang=en-US",
          "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(profile, "chromium.log"), "w"), start_new_session=True)
     port_file = pathlib.Path(profile) / "DevToolsActivePort"
