@@ -3,6 +3,7 @@ import { loadLanguage, t, translatePage } from "./i18n.js";
 import { getJob } from "./api.js";
 import { connect } from "./live.js";
 import { isFinished } from "./progress.js";
+import { setText } from "./dom.js";
 
 await loadLanguage();
 translatePage();
@@ -40,7 +41,7 @@ connect({
   onStatus: dashboard.showStatus,
   onJob,
   onConnection: (state) => {
-    connection.textContent = t(`connection_${state}`);
+    setText(connection, t(`connection_${state}`));
     connection.dataset.state = state;
   },
 });

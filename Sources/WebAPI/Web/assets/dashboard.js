@@ -3,7 +3,7 @@ import { t } from "./i18n.js";
 import { bytes, dateTime, monthlyCost, relative } from "./format.js";
 import { advice } from "./advice.js";
 import { startBackup } from "./api.js";
-import { h, say } from "./dom.js";
+import { h, say, setText } from "./dom.js";
 import { ProgressView, isFinished } from "./progress.js";
 
 const $ = (id) => document.getElementById(id);
@@ -43,7 +43,7 @@ export function render() {
   const state = status.state;
   const running = runningStates.has(state) || (status.running_job && !isFinished(status.running_job));
   $("state").className = `state ${running ? "busy" : tone[state] ?? ""}`;
-  $("state-text").textContent = t(`state_${state}`);
+  setText($("state-text"), t(`state_${state}`));
   $("version").textContent = t("version", { version: status.version });
   $("stale").hidden = !status.stale;
 

@@ -52,6 +52,11 @@ export function focusFirst(container) {
   target?.focus();
 }
 
+/** Sets an element's text only when it changes, so live regions do not repeat themselves. */
+export function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
 /** Sets a message element's text and tone (ok, bad or plain). */
 export function say(element, text, tone = "") {
   element.textContent = text ?? "";
