@@ -310,7 +310,10 @@ def main():
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--demo-pid", type=int)
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    parser.add_argument("--chromium-pid-file", help="where to write Chromium's process group, for the caller's cleanup")
     arguments = parser.parse_args()
+    # SIGTERM (a timeout, the caller's trap) unwinds like an error, so Chromium is stopped in finally.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out = pathlib.Path(arguments.out)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.png"):
@@ -322,6 +325,8 @@ def main():
     chromium = None
     try:
         chromium, websocket_url = start_chromium(arguments.chromium, profile, arguments.timeout)
+        if arguments.chromium_pid_file:
+            pathlib.Path(arguments.chromium_pid_file).write_text(str(chromium.pid))
         session = Session(websocket_url)
         for domain in ("Page", "Runtime", "Log"):
             session.call(f"{domain}.enable")
