@@ -4,30 +4,27 @@ import { getJob } from "./api.js";
 import { connect } from "./live.js";
 import { isFinished } from "./progress.js";
 import { setText } from "./dom.js";
+import * as dashboard from "./dashboard.js";
+import * as backups from "./backups.js";
+import { showRestoreJob } from "./restore.js";
+import { loadHistory } from "./history.js";
+import { loadSetupCheck } from "./setup-check.js";
 
 await loadLanguage();
 translatePage();
 
-// Modules that draw read the translations when they load, so they come after the dictionary.
-const dashboard = await import("./dashboard.js");
-const backups = await import("./backups.js");
-const { showRestoreJob } = await import("./restore.js");
-const { loadHistory } = await import("./history.js");
-const { loadSetupCheck } = await import("./setup-check.js");
-
-const seenFinished = new Set();
+const running = new Set();
 
 /** Every job update, from the event stream, polling, or an action that started one. */
 function onJob(job) {
   dashboard.showJob(job);
   showRestoreJob(job);
-  if (isFinished(job) && !seenFinished.has(job.id)) {
-    seenFinished.add(job.id);
-    // A job that ended before the page opened needs no reload; the first load shows it.
-    if (job.finished_at && Date.now() - new Date(job.finished_at).getTime() < 120000) {
-      backups.load();
-      loadHistory();
-    }
+  if (!isFinished(job)) {
+    running.add(job.id);
+  } else if (running.delete(job.id)) {
+    // Seen running on this page and now ended: the backups and the history have changed.
+    backups.load();
+    loadHistory();
   }
 }
 

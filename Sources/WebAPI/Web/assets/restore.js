@@ -43,12 +43,12 @@ export function openRestore(backup, follow) {
   const confirm = h("div", { class: "step", hidden: true }, summary);
   const progressBox = h("div", { class: "progress-box" });
   const afterNote = h("p", { class: "muted small" });
-  const follow_ = h("div", { class: "step", hidden: true }, progressBox, afterNote);
+  const followStep = h("div", { class: "step", hidden: true }, progressBox, afterNote);
 
   const back = h("button", { type: "button", class: "text", hidden: true }, t("back"));
   const cancel = h("button", { type: "button", class: "text" }, t("cancel"));
   const next = h("button", { type: "submit", class: "primary" }, t("next"));
-  const form = h("form", { method: "dialog", novalidate: true }, choose, confirm, follow_, status, h("div", { class: "dialog-buttons" }, cancel, back, next));
+  const form = h("form", { method: "dialog", novalidate: true }, choose, confirm, followStep, status, h("div", { class: "dialog-buttons" }, cancel, back, next));
 
   let step = "choose";
   const request = () => {
@@ -67,13 +67,13 @@ export function openRestore(backup, follow) {
     step = name;
     choose.hidden = name !== "choose";
     confirm.hidden = name !== "confirm";
-    follow_.hidden = name !== "follow";
+    followStep.hidden = name !== "follow";
     back.hidden = name !== "confirm";
     cancel.textContent = t(name === "follow" ? "close" : "cancel");
     next.hidden = name === "follow";
     next.className = name === "confirm" ? "danger" : "primary";
     next.textContent = t(name === "confirm" ? "restore_now" : "next");
-    focusFirst(name === "choose" ? choose : name === "confirm" ? form.querySelector(".dialog-buttons") : follow_);
+    focusFirst(name === "choose" ? choose : name === "confirm" ? form.querySelector(".dialog-buttons") : followStep);
     if (name === "follow") cancel.focus();
   };
 
