@@ -95,9 +95,10 @@ public final class Application: Sendable {
         if !settings.options.missingForBackups.isEmpty {
             logger.warning("backups need these options before they can run", metadata: ["missing": "\(settings.options.missingForBackups.joined(separator: ", "))"])
         }
-        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { [server, logger] signal in
+        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { [server, logger, pipeline] signal in
             logger.info("received signal, shutting down", metadata: ["signal": "\(signal)"])
             server.shutdown()
+            Task { await pipeline?.events.close() } // event streams end now rather than after the grace period
         }
         defer { signals.cancel() }
         let background = Task { [pipeline] in await pipeline?.run() }

@@ -14,6 +14,8 @@ public enum PipelineEvent: Sendable {
 /// the latest: each subscriber's buffer keeps the newest few.
 public actor EventHub {
     private var subscribers: [UUID: AsyncStream<PipelineEvent>.Continuation] = [:]
+    /// After `close()` new streams end at once: the add-on is shutting down.
+    private var closed = false
 
     public init() {}
 
@@ -21,7 +23,7 @@ public actor EventHub {
         let id = UUID()
         let (stream, continuation) = AsyncStream<PipelineEvent>.makeStream(bufferingPolicy: .bufferingNewest(16))
         continuation.onTermination = { [weak self] _ in Task { await self?.unsubscribe(id) } }
-        subscribers[id] = continuation
+        if closed { continuation.finish() } else { subscribers[id] = continuation }
         return (id, stream)
     }
 
@@ -34,6 +36,13 @@ public actor EventHub {
     }
 
     public var subscriberCount: Int { subscribers.count }
+
+    /// Ends every stream, so open event connections finish instead of holding up a graceful shutdown.
+    public func close() {
+        closed = true
+        for continuation in subscribers.values { continuation.finish() }
+        subscribers.removeAll()
+    }
 
     public func ping(_ id: UUID) {
         subscribers[id]?.yield(.keepAlive)

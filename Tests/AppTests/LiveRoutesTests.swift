@@ -103,3 +103,18 @@ struct LiveRoutesTests {
         }
     }
 }
+
+@Suite struct EventHubTests {
+    @Test func closingEndsOpenAndLaterStreams() async {
+        let hub = EventHub()
+        let (_, events) = await hub.subscribe()
+        await hub.publish(.status)
+        await hub.close()
+        var received = 0
+        for await _ in events { received += 1 }
+        #expect(received == 1)
+        let (_, later) = await hub.subscribe()
+        for await _ in later { Issue.record("a stream opened after close delivered an event") }
+        #expect(await hub.subscriberCount == 0)
+    }
+}
