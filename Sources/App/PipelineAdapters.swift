@@ -24,6 +24,10 @@ struct SupervisorBackupSource: BackupSource {
         do { return try await client.installedAddons() } catch { throw Self.port(error) }
     }
 
+    func installedAddonIdentities() async throws(PortError) -> [AddonIdentity] {
+        do { return try await client.installedAddonDetails().map { AddonIdentity(slug: $0.slug, name: $0.name) } } catch { throw Self.port(error) }
+    }
+
     func startBackup(_ spec: BackupSpec) async throws(PortError) -> String {
         let backup = NewBackup(name: spec.name, filename: spec.filename, password: spec.password, compressed: true,
                                excludeDatabase: spec.excludeDatabase ? true : nil, homeassistant: spec.isPartial ? true : nil,
@@ -321,7 +325,11 @@ struct StoredJobStore: JobStore {
 }
 
 /// Home Assistant Core through the Supervisor's Core proxy.
-struct CoreProxyHomeAssistant: HomeAssistant {
+struct CoreProxyHomeAssistant: HomeAssistant, EntityReader {
+    func entity(_ entityID: String) async throws(PortError) -> (state: String, name: String?)? {
+        do { return try await client.entityState(entityID).map { ($0.state, $0.attributes?.friendly_name) } } catch { throw SupervisorBackupSource.port(error) }
+    }
+
     let client: SupervisorClient
 
     func fireEvent(_ type: String, data: [String: StateValue]) async throws(PortError) {

@@ -90,6 +90,11 @@ enum PipelineAssembly {
         let pipeline = await Pipeline(engine: engine, scheduler: scheduler, reporter: reporter, retention: retention, checker: checker,
                               checkInterval: options.verifyDays > 0 ? TimeInterval(options.verifyDays) * 86_400 : nil,
                               bucket: B2BucketCatalogs(store: remote, scratch: settings.dataDirectory.appendingPathComponent("tmp"), logger: logger),
+                              criticalOverrides: options.criticalAddons,
+                              quietTime: options.postponeWhile.isEmpty ? nil : QuietTime(
+                                  conditions: options.postponeWhile.map { QuietCondition(entity: $0.entity, state: $0.state, above: $0.above, below: $0.below) },
+                                  recheck: TimeInterval(options.postponeRecheckMinutes) * 60, maxPostpone: TimeInterval(options.postponeMaxMinutes) * 60),
+                              entities: CoreProxyHomeAssistant(client: supervisor),
                               store: jobs, remote: remote, clock: clock,
                               scheduleEnabled: options.scheduleEnabled, staleAfter: TimeInterval(options.staleAfterHours) * 3600,
                               installedAt: installedAt, logger: logger)

@@ -80,7 +80,7 @@ public actor BackupEngine {
 
     /// Starts a backup job in the background and returns it as saved.
     /// - Throws: `EngineRefusal` when a job runs, the request is invalid or credentials are missing.
-    public func start(_ request: BackupRequest = BackupRequest(), trigger: JobTrigger = .manual) async throws(EngineRefusal) -> Job {
+    public func start(_ request: BackupRequest = BackupRequest(), trigger: JobTrigger = .manual, notes: [String] = []) async throws(EngineRefusal) -> Job {
         try refuseWhileRunning()
         do { try request.validate() } catch { throw .invalidRequest(error) }
         if !missingOptions.isEmpty { throw .notConfigured(missing: missingOptions) }
@@ -88,7 +88,8 @@ public actor BackupEngine {
         let plan = settings.plan(for: request, at: now, homeAssistantVersion: await source.homeAssistantVersion(), randomSuffix: Self.randomHex(4))
         // Checked again: the version lookup above suspended, and another caller may have started a job meanwhile.
         if let current { throw .jobRunning(id: current.job.id) }
-        let job = Job(id: Self.newID(), trigger: trigger, plan: plan, startedAt: now)
+        var job = Job(id: Self.newID(), trigger: trigger, plan: plan, startedAt: now)
+        job.warnings = notes
         launch(job, isNew: true)
         return job
     }
@@ -107,8 +108,8 @@ public actor BackupEngine {
     }
 
     /// Starts a job and waits for it to finish (the scheduler's way in).
-    public func run(_ request: BackupRequest = BackupRequest(), trigger: JobTrigger) async throws(EngineRefusal) -> Job {
-        let job = try await start(request, trigger: trigger)
+    public func run(_ request: BackupRequest = BackupRequest(), trigger: JobTrigger, notes: [String] = []) async throws(EngineRefusal) -> Job {
+        let job = try await start(request, trigger: trigger, notes: notes)
         return await wait(for: job.id) ?? job
     }
 

@@ -59,6 +59,7 @@ public actor HomeAssistantReporter: JobObserver {
     public static let staleSensor = "binary_sensor.b2_backup_stale"
     public static let failureNotification = "b2_backup_failure"
     public static let restoreNotification = "b2_backup_restore"
+    public static let coverageNotification = "b2_backup_coverage"
     public static let staleNotification = "b2_backup_stale"
 
     let homeAssistant: any HomeAssistant
@@ -140,6 +141,33 @@ public actor HomeAssistantReporter: JobObserver {
         }
         await publish()
     }
+
+    /// Warns when a backup left a critical component out (event, notification naming the add-ons by
+    /// name), and takes the notification back once a backup holds them all.
+    public func coverageChecked(_ coverage: Coverage) async {
+        let missing = coverage.missing
+        guard !missing.isEmpty else {
+            if coverageWarned {
+                await call("persistent_notification", "dismiss", ["notification_id": .string(Self.coverageNotification)])
+                coverageWarned = false
+            }
+            return
+        }
+        let names = missing.map(\.name).joined(separator: ", ")
+        await fire("b2_backup_coverage_warning", [
+            "backup": .string(coverage.backup), "name": .string(coverage.backupName), "missing": .string(names),
+            "missing_slugs": .string(missing.map(\.slug).joined(separator: ",")),
+        ])
+        let message = "The backup '\(coverage.backupName)' does not contain \(names). After a disk failure \(missing.count == 1 ? "it" : "they") "
+            + "would have to be set up again (for Zigbee2MQTT: every device re-paired). Check backup_type, exclude_addons and the backup name's request."
+        await call("persistent_notification", "create", [
+            "notification_id": .string(Self.coverageNotification), "title": "B2 Backup: a critical component is missing", "message": .string(message),
+        ])
+        if let service = settings.notifyService { await notify(service, title: "B2 Backup: a critical component is missing", message: message) }
+        coverageWarned = true
+    }
+
+    private var coverageWarned = true
 
     /// A stored backup failed its restorability check: an event, the failure notification, the phone.
     public func restorabilityFailed(_ entry: CatalogEntry, _ check: RestorabilityCheck) async {
@@ -263,6 +291,10 @@ public actor HomeAssistantReporter: JobObserver {
             "job_id": .text(running?.id), "progress": progress,
             "bytes_done": running.map { .int($0.bytesDone) } ?? .null, "bytes_total": running.map { .int($0.bytesTotal) } ?? .null,
             "backups_in_b2": status.remote.map { .int(Int64($0.backups)) } ?? .null,
+            "postponed": .text(status.postponed),
+            "coverage": .text(status.coverage.map { coverage in
+                coverage.components.map { "\($0.name) \($0.included ? "✔" : "✘")" }.joined(separator: ", ")
+            }),
             "bytes_in_b2": status.remote.map { .int($0.bytes) } ?? .null,
         ]
     }

@@ -10,6 +10,10 @@ public struct PipelineStatus: Sendable {
     public var lastSuccess: Job?
     /// The last failed run, when it is newer than the last success.
     public var lastFailure: Job?
+    /// Which critical components the last successful backup holds.
+    public var coverage: Coverage?
+    /// Why the scheduled backup is waiting ("Hallway motion is on"), while it waits.
+    public var postponed: String?
     public var nextRun: Date?
     public var nextTrigger: String?
     public var scheduleEnabled: Bool
@@ -30,6 +34,13 @@ public final class Pipeline: Sendable {
     public let events = EventHub()
     /// Other prefixes of the bucket, for listing and restoring their backups.
     public let bucket: (any BucketCatalogs)?
+    /// `critical_addons`: slugs added to, or (`-slug`) removed from, the default critical components.
+    let criticalOverrides: [String]
+    /// `postpone_while` and its timing; nil when no condition is set.
+    let quietTime: QuietTime?
+    let entities: (any EntityReader)?
+    private let criticalInstalled = Mutex<[AddonIdentity]>([])
+    private let postponedReason = Mutex<String?>(nil)
     /// Scheduled restorability checks (`verify_days`); nil interval turns them off.
     let checker: (any RestorabilityChecker)?
     let checkInterval: TimeInterval?
@@ -45,7 +56,8 @@ public final class Pipeline: Sendable {
 
     /// - Parameter installedAt: when the add-on first ran on this install.
     public init(engine: BackupEngine, scheduler: Scheduler, reporter: HomeAssistantReporter?, retention: RetentionService? = nil,
-                checker: (any RestorabilityChecker)? = nil, checkInterval: TimeInterval? = nil, bucket: (any BucketCatalogs)? = nil, store: any JobStore,
+                checker: (any RestorabilityChecker)? = nil, checkInterval: TimeInterval? = nil, bucket: (any BucketCatalogs)? = nil,
+                criticalOverrides: [String] = [], quietTime: QuietTime? = nil, entities: (any EntityReader)? = nil, store: any JobStore,
                 remote: any RemoteStore, clock: any WallClock, scheduleEnabled: Bool, staleAfter: TimeInterval, installedAt: Date, logger: Logger) async {
         self.engine = engine
         self.scheduler = scheduler
@@ -54,6 +66,9 @@ public final class Pipeline: Sendable {
         self.checker = checker
         self.checkInterval = checkInterval
         self.bucket = bucket
+        self.criticalOverrides = criticalOverrides
+        self.quietTime = quietTime
+        self.entities = entities
         self.store = store
         self.remote = remote
         self.clock = clock
@@ -76,9 +91,13 @@ public final class Pipeline: Sendable {
         var lastFailure = try? await store.lastJob(kind: .backup, state: .failed)
         if let failure = lastFailure, let success = lastSuccess, success.startedAt > failure.startedAt { lastFailure = nil } // a later success clears it
         let reference = lastSuccess?.finishedAt ?? installedAt
+        let critical = criticalInstalled.withLock { $0 }
+        let coverage = lastSuccess.flatMap { job in
+            job.local?.facts.map { CriticalComponents.coverage(of: $0, slug: job.slug ?? "", name: job.plan.name, critical: critical) }
+        }
         return PipelineStatus(
             state: running?.state.rawValue ?? (lastFailure != nil ? "failed" : "idle"),
-            runningJob: running, lastSuccess: lastSuccess, lastFailure: lastFailure,
+            runningJob: running, lastSuccess: lastSuccess, lastFailure: lastFailure, coverage: coverage, postponed: postponedReason.withLock { $0 },
             nextRun: await scheduler.nextRun, nextTrigger: await scheduler.nextTrigger?.rawValue, scheduleEnabled: scheduleEnabled,
             remote: remoteSummary.withLock { $0 },
             stale: clock.now().timeIntervalSince(reference) > staleAfter)
@@ -97,6 +116,7 @@ public final class Pipeline: Sendable {
     /// Continues an interrupted job, then runs the schedule and the reporter until cancelled.
     public func run() async {
         await refreshRemoteSummary()
+        await refreshCriticalAddons()
         let resumed = await engine.resumeUnfinished()
         await withTaskGroup(of: Void.self) { group in
             if let reporter { group.addTask { await reporter.run() } }
@@ -105,8 +125,9 @@ public final class Pipeline: Sendable {
             group.addTask {
                 await self.scheduler.run { trigger, _ in
                     await self.engine.waitForIdle() // a resumed job finishes before a scheduled one starts
+                    let notes = await self.waitForQuietHouse()
                     do throws(EngineRefusal) {
-                        let job = try await self.engine.run(trigger: JobTrigger(trigger))
+                        let job = try await self.engine.run(trigger: JobTrigger(trigger), notes: notes)
                         return job.state == .done ? .succeeded : .failed
                     } catch {
                         if case .jobRunning = error { return .skipped }
@@ -117,6 +138,53 @@ public final class Pipeline: Sendable {
             }
             await group.waitForAll()
         }
+    }
+
+    /// The installed critical add-ons, read from the Supervisor (at start and after each backup).
+    public func refreshCriticalAddons() async {
+        guard let installed = try? await engine.source.installedAddonIdentities() else { return }
+        let critical = CriticalComponents.critical(installed: installed, overrides: criticalOverrides)
+        criticalInstalled.withLock { $0 = critical }
+    }
+
+    /// Holds a scheduled backup while a `postpone_while` condition holds, re-checking every `recheck`, for
+    /// at most `maxPostpone`; then the backup runs anyway. Returns the notes for the job (why it waited or
+    /// why it ran anyway).
+    func waitForQuietHouse() async -> [String] {
+        guard let quietTime, let entities, !quietTime.conditions.isEmpty, quietTime.maxPostpone > 0 else { return [] }
+        let started = clock.now()
+        var waited: String?
+        while let reason = await quietTime.blocking(entities) {
+            let elapsed = clock.now().timeIntervalSince(started)
+            if elapsed >= quietTime.maxPostpone {
+                setPostponed(nil)
+                await events.publish(.status)
+                logger.info("backup ran after the longest postponement", metadata: ["postponed.reason": "\(reason)"])
+                return ["ran after waiting \(Int(elapsed / 60)) minutes although \(reason) (postpone_max_minutes)"]
+            }
+            if waited == nil { logger.info("scheduled backup postponed", metadata: ["postponed.reason": "\(reason)"]) }
+            waited = reason
+            setPostponed(reason)
+            await events.publish(.status)
+            await reporter?.publish()
+            do { try await clock.sleep(until: clock.now().addingTimeInterval(min(quietTime.recheck, quietTime.maxPostpone - elapsed))) } catch {
+                setPostponed(nil)
+                return []
+            }
+        }
+        setPostponed(nil)
+        guard let waited else { return [] }
+        return ["waited \(Int(clock.now().timeIntervalSince(started) / 60)) minutes for a quiet house (\(waited))"]
+    }
+
+    private func setPostponed(_ reason: String?) { postponedReason.withLock { $0 = reason } }
+
+    /// After a successful backup: warns when it left out a critical component, else clears the warning.
+    func checkCoverage(_ job: Job) async {
+        guard job.kind == .backup, job.state == .done, let facts = job.local?.facts else { return }
+        await refreshCriticalAddons()
+        let coverage = CriticalComponents.coverage(of: facts, slug: job.slug ?? "", name: job.plan.name, critical: criticalInstalled.withLock { $0 })
+        await reporter?.coverageChecked(coverage)
     }
 
     /// Retention at start and then every 24 hours (besides after each backup): it fires even when the add-on
@@ -232,6 +300,7 @@ struct PipelineObserver: JobObserver {
     func jobFinished(_ job: Job) async {
         guard let pipeline else { return }
         await pipeline.refreshRemoteSummary()
+        await pipeline.checkCoverage(job)
         await pipeline.events.publish(.job(job))
         await pipeline.events.publish(.status)
         await pipeline.reporter?.jobFinished(job)

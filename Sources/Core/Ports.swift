@@ -41,6 +41,8 @@ public protocol BackupSource: Sendable {
     func homeAssistantVersion() async -> String?
     /// Slugs of the installed add-ons (to turn "everything but these" into a partial backup).
     func installedAddons() async throws(PortError) -> [String]
+    /// The installed add-ons with their names (for the critical components' coverage).
+    func installedAddonIdentities() async throws(PortError) -> [AddonIdentity]
     /// Starts a backup and returns the Supervisor's job id.
     func startBackup(_ spec: BackupSpec) async throws(PortError) -> String
     /// Waits for the backup job and returns the new backup's slug.

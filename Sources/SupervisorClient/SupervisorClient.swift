@@ -62,9 +62,13 @@ public final class SupervisorClient: Sendable {
 
     /// Slugs of the installed add-ons (`/supervisor/info`, which the backup role may read).
     public func installedAddons() async throws(SupervisorError) -> [String] {
-        struct Addon: Decodable { let slug: String }
-        struct Details: Decodable { let addons: [Addon] }
-        return try await data("GET", "/supervisor/info", as: Details.self).addons.map(\.slug)
+        try await installedAddonDetails().map(\.slug)
+    }
+
+    /// The installed add-ons with their names.
+    public func installedAddonDetails() async throws(SupervisorError) -> [InstalledAddon] {
+        struct Details: Decodable { let addons: [InstalledAddon] }
+        return try await data("GET", "/supervisor/info", as: Details.self).addons
     }
 
     public func backups() async throws(SupervisorError) -> [BackupSummary] {
@@ -155,6 +159,17 @@ public final class SupervisorClient: Sendable {
     /// Sets an entity state (`POST /core/api/states/<entity_id>`), creating it if needed.
     public func setState<Attributes: Encodable & Sendable>(_ entityID: String, state: String, attributes: Attributes) async throws(SupervisorError) {
         try await core("POST", "/core/api/states/\(entityID)", body: StateBody(state: state, attributes: attributes))
+    }
+
+    /// An entity's state and attributes, or nil when Core does not know the entity (404).
+    public func entityState(_ entityID: String) async throws(SupervisorError) -> EntityState? {
+        let operation = "GET /core/api/states/\(entityID)"
+        let response = try await send(try request("GET", "/core/api/states/\(entityID)", body: nil as [String: String]?), operation)
+        if response.status == 404 { return nil }
+        try Self.checkCore(response, operation)
+        do { return try JSONDecoder().decode(EntityState.self, from: Data(response.body)) } catch {
+            throw SupervisorError.invalidResponse(operation: operation, detail: "\(error)")
+        }
     }
 
     /// Whether Core has a state for the entity (`GET /core/api/states/<entity_id>`: 200 or 404).

@@ -6,6 +6,22 @@ public struct SupervisorInfo: Sendable, Decodable {
     public let timezone: String
 }
 
+/// An entry of `addons` in `GET /supervisor/info`.
+public struct InstalledAddon: Sendable, Hashable, Decodable {
+    public let slug: String
+    public let name: String
+}
+
+/// `GET /core/api/states/<entity_id>`: the state and the attributes the add-on reads.
+public struct EntityState: Sendable, Hashable, Decodable {
+    public struct Attributes: Sendable, Hashable, Decodable {
+        public let friendly_name: String?
+    }
+    public let entity_id: String
+    public let state: String
+    public let attributes: Attributes?
+}
+
 /// `GET /addons/self/info`.
 public struct SelfAddonInfo: Sendable, Decodable {
     public let slug: String

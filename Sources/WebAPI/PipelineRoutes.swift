@@ -68,6 +68,16 @@ struct PipelineStatusBody: Encodable {
     let schedule_enabled: Bool
     let stale: Bool
     let b2: Nullable<Remote>
+    let coverage: Nullable<CoverageBody>
+    let postponed: Nullable<String>
+
+    struct CoverageBody: Encodable {
+        struct Component: Encodable { let slug: String; let name: String; let included: Bool }
+        let backup: String
+        let name: String
+        let components: [Component]
+        let notes: [String]
+    }
 
     init(_ status: PipelineStatus) {
         state = status.state
@@ -82,6 +92,11 @@ struct PipelineStatusBody: Encodable {
         schedule_enabled = status.scheduleEnabled
         stale = status.stale
         b2 = Nullable(status.remote.map { Remote(backups: $0.backups, bytes: $0.bytes) })
+        coverage = Nullable(status.coverage.map { coverage in
+            CoverageBody(backup: coverage.backup, name: coverage.backupName,
+                         components: coverage.components.map { .init(slug: $0.slug, name: $0.name, included: $0.included) }, notes: coverage.notes)
+        })
+        postponed = Nullable(status.postponed)
     }
 }
 
