@@ -46,6 +46,9 @@ export function render() {
   setText($("state-text"), t(`state_${state}`));
   $("version").textContent = t("version", { version: status.version });
   $("stale").hidden = !status.stale;
+  setText($("postponed"), status.postponed ? t("postponed", { reason: status.postponed }) : "");
+  $("postponed").hidden = !status.postponed;
+  renderCoverage(status.coverage);
 
   const missing = status.setup?.missing_options ?? [];
   $("missing").hidden = missing.length === 0;
@@ -72,6 +75,19 @@ export function render() {
   $("destination").textContent = setup.bucket ? `${setup.bucket} / ${setup.prefix}` : "–";
 
   $("backup-now").disabled = state === "not_configured" || Boolean(running);
+}
+
+/** "Zigbee2MQTT ✔ · Mosquitto broker ✔ in B2 2026-11-30 full": what the last backup holds of the critical add-ons. */
+function renderCoverage(coverage) {
+  const components = coverage?.components ?? [];
+  $("coverage-box").hidden = components.length === 0;
+  if (components.length === 0) return;
+  const parts = components.flatMap((component, index) => [
+    ...(index ? [" · "] : []),
+    h("span", { class: component.included ? "ok" : "bad" }, `${component.name} ${component.included ? "✔" : "✘"}`),
+  ]);
+  $("coverage").replaceChildren(...parts, h("br"), h("span", { class: "muted small" }, t("coverage_in", { backup: coverage.name })),
+    ...coverage.notes.map((note) => h("span", { class: "muted small" }, h("br"), note)));
 }
 
 function nextRunText(status) {
