@@ -8,6 +8,34 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     public var description: String { option.map { "option '\($0)': \(message)" } ?? message }
 }
 
+/// A condition that holds a scheduled backup back while it is true (`postpone_while`): the entity's state
+/// equals `state`, or its state is a number above `above` and/or below `below` (both bounds exclusive, as
+/// Home Assistant's numeric_state; with both, the number must lie between them). Exactly one of `state` or
+/// `above`/`below` is set, and `above < below` when both are (`AddonOptions.validate`).
+public struct PostponeCondition: Sendable, Hashable {
+    /// An entity ID such as "binary_sensor.hallway_motion".
+    public var entity: String
+    public var state: String?
+    public var above: Double?
+    public var below: Double?
+
+    public init(entity: String, state: String? = nil, above: Double? = nil, below: Double? = nil) {
+        self.entity = entity
+        self.state = state
+        self.above = above
+        self.below = below
+    }
+}
+
+extension PostponeCondition: CustomStringConvertible {
+    /// "binary_sensor.hallway_motion is on", "sensor.processor_temperature above 80 and below 95".
+    public var description: String {
+        if let state { return "\(entity) is \(state)" }
+        let limits = [above.map { "above \(AddonOptions.format($0))" }, below.map { "below \(AddonOptions.format($0))" }]
+        return "\(entity) " + limits.compactMap { $0 }.joined(separator: " and ")
+    }
+}
+
 /// The add-on options the Supervisor writes to `/data/options.json` (schema in config.yaml).
 ///
 /// `description` and the mirror (what `dump`, `String(reflecting:)` and test failures print)
@@ -29,6 +57,12 @@ public struct AddonOptions: Sendable, Equatable {
     public var scheduleDays: [String]
     public var scheduleRandomDelayMinutes: Int
     public var catchUpMissed: Bool
+    /// A scheduled backup waits while any of these holds (manual backups ignore them); without duplicates.
+    public var postponeWhile: [PostponeCondition]
+    /// Minutes between two looks at `postponeWhile` while a scheduled backup waits.
+    public var postponeRecheckMinutes: Int
+    /// The longest a scheduled backup waits for `postponeWhile`; then it runs anyway. 0 turns postponing off.
+    public var postponeMaxMinutes: Int
 
     // What a backup holds.
     /// "full" or "partial" (`backupTypes`).
@@ -38,6 +72,10 @@ public struct AddonOptions: Sendable, Equatable {
     /// Among `excludableFolders`, without duplicates.
     public var excludeFolders: [String]
     public var excludeDatabase: Bool
+    /// Changes to the critical add-ons each backup is checked for (by default Zigbee2MQTT, Mosquitto, ESPHome,
+    /// Z-Wave JS and Matter Server, when installed): a slug adds an add-on, "-slug" removes one of the defaults.
+    /// Each as `isCriticalAddonEntry`; without duplicates, in their first order.
+    public var criticalAddons: [String]
     /// Encrypts the backups Home Assistant makes; a secret, never logged.
     public var backupPassword: String?
     /// Name template with the placeholders in `backupNamePlaceholders`.
@@ -95,6 +133,8 @@ public struct AddonOptions: Sendable, Equatable {
     public static let backupNamePlaceholders = ["date", "time", "type", "version"]
     public static let maximumBackupNameLength = 100
     public static let scheduleRandomDelayRange = 0...240
+    public static let postponeRecheckRange = 1...60
+    public static let postponeMaxRange = 0...1440
     public static let uploadConcurrencyRange = 1...16
     public static let staleAfterHoursRange = 1...8760
     public static let keepRange = 0...1000
@@ -103,12 +143,15 @@ public struct AddonOptions: Sendable, Equatable {
     public static let immutableDaysRange = 0...3650
     public static let verifyDaysRange = 0...365
     public static let verifyModes = ["full", "quick"]
+    public static let maximumSlugLength = 100
 
     public init(b2KeyID: String? = nil, b2Key: String? = nil, b2Bucket: String? = nil, b2Prefix: String = "homeassistant",
                 apiToken: String? = nil, logLevel: Logger.Level = .info,
                 scheduleEnabled: Bool = true, scheduleTimes: [String] = ["03:30"], scheduleDays: [String] = AddonOptions.weekdays,
                 scheduleRandomDelayMinutes: Int = 0, catchUpMissed: Bool = true,
+                postponeWhile: [PostponeCondition] = [], postponeRecheckMinutes: Int = 5, postponeMaxMinutes: Int = 120,
                 backupType: String = "full", excludeAddons: [String] = [], excludeFolders: [String] = [], excludeDatabase: Bool = false,
+                criticalAddons: [String] = [],
                 backupPassword: String? = nil, backupName: String = "B2 {date} {type}", keepLocal: Bool = true,
                 uploadConcurrency: Int = 4, uploadLimitKbps: Int = 0,
                 notifyService: String? = nil, notifyOnSuccess: Bool = false, staleAfterHours: Int = 48,
@@ -127,10 +170,14 @@ public struct AddonOptions: Sendable, Equatable {
         self.scheduleDays = scheduleDays
         self.scheduleRandomDelayMinutes = scheduleRandomDelayMinutes
         self.catchUpMissed = catchUpMissed
+        self.postponeWhile = postponeWhile
+        self.postponeRecheckMinutes = postponeRecheckMinutes
+        self.postponeMaxMinutes = postponeMaxMinutes
         self.backupType = backupType
         self.excludeAddons = excludeAddons
         self.excludeFolders = excludeFolders
         self.excludeDatabase = excludeDatabase
+        self.criticalAddons = criticalAddons
         self.backupPassword = backupPassword
         self.backupName = backupName
         self.keepLocal = keepLocal
@@ -214,6 +261,9 @@ public struct AddonOptions: Sendable, Equatable {
         }
         if let delay = try integer(values, "schedule_random_delay_minutes", in: scheduleRandomDelayRange) { options.scheduleRandomDelayMinutes = delay }
         if let catchUp = try bool(values, "catch_up_missed") { options.catchUpMissed = catchUp }
+        if let conditions = try postponeConditions(values, "postpone_while") { options.postponeWhile = unique(conditions) }
+        if let minutes = try integer(values, "postpone_recheck_minutes", in: postponeRecheckRange) { options.postponeRecheckMinutes = minutes }
+        if let minutes = try integer(values, "postpone_max_minutes", in: postponeMaxRange) { options.postponeMaxMinutes = minutes }
         if let type = try optionalString(values, "backup_type") {
             try checkMembers([type], of: backupTypes, option: "backup_type")
             options.backupType = type
@@ -224,6 +274,7 @@ public struct AddonOptions: Sendable, Equatable {
             options.excludeFolders = unique(folders)
         }
         if let database = try bool(values, "exclude_database") { options.excludeDatabase = database }
+        if let addons = try stringList(values, "critical_addons") { options.criticalAddons = unique(addons) }
         options.backupPassword = try secret(values, "backup_password")
         if let name = try optionalString(values, "backup_name") {
             options.backupName = name
@@ -310,6 +361,82 @@ public struct AddonOptions: Sendable, Equatable {
         return text.allSatisfy(\.isWhitespace) ? nil : text
     }
 
+    /// A JSON list of objects `{entity, state?, above?, below?}`. Strings are trimmed; null and empty strings count
+    /// as unset (the Supervisor UI leaves them); other keys are ignored, as the Supervisor drops them.
+    /// Whether each condition makes sense is `validate`'s job.
+    private static func postponeConditions(_ values: [String: Any], _ key: String) throws(ConfigurationError) -> [PostponeCondition]? {
+        guard let raw = values[key], !(raw is NSNull) else { return nil }
+        let example = #"{entity: binary_sensor.hallway_motion, state: "on"} or {entity: sensor.processor_temperature, above: 80}"#
+        guard let list = raw as? [Any] else { throw ConfigurationError(option: key, message: "must be a list of conditions such as \(example)") }
+        var conditions: [PostponeCondition] = []
+        for (index, element) in list.enumerated() {
+            let entry = "entry \(index + 1)"
+            guard let fields = element as? [String: Any] else { throw ConfigurationError(option: key, message: "\(entry) must be a condition such as \(example)") }
+            func text(_ field: String) throws(ConfigurationError) -> String? {
+                guard let raw = fields[field], !(raw is NSNull) else { return nil }
+                guard let text = raw as? String else {
+                    throw ConfigurationError(option: key, message: #"\#(entry): \#(field) must be a string (quote values such as "on" in YAML)"#)
+                }
+                let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                return trimmed.isEmpty ? nil : trimmed
+            }
+            func number(_ field: String) throws(ConfigurationError) -> Double? {
+                guard let raw = fields[field], !(raw is NSNull) else { return nil }
+                guard let number = raw as? NSNumber, !isJSONBoolean(number), number.doubleValue.isFinite else {
+                    throw ConfigurationError(option: key, message: "\(entry): \(field) must be a number")
+                }
+                return number.doubleValue
+            }
+            guard let entity = try text("entity") else {
+                throw ConfigurationError(option: key, message: "\(entry) has no entity; each condition names one, such as binary_sensor.hallway_motion")
+            }
+            conditions.append(PostponeCondition(entity: entity, state: try text("state"), above: try number("above"), below: try number("below")))
+        }
+        return conditions
+    }
+
+    /// Why a `postpone_while` condition is unusable, or nil.
+    static func postponeConditionProblem(_ condition: PostponeCondition) -> String? {
+        guard isEntityID(condition.entity) else {
+            return "'\(condition.entity)' is not an entity ID; use domain.object_id in lowercase, such as binary_sensor.hallway_motion"
+        }
+        let hasLimit = condition.above != nil || condition.below != nil
+        if condition.state != nil && hasLimit { return "give either state or above/below, not both" }
+        if condition.state == nil && !hasLimit { return "give a state (such as \"on\") or above and/or below" }
+        if let above = condition.above, let below = condition.below, above >= below {
+            return "above (\(format(above))) must be less than below (\(format(below))): the state must lie between them"
+        }
+        return nil
+    }
+
+    /// The characters of add-on slugs, as the Supervisor allows them: `^[-_.A-Za-z0-9]+$`.
+    static func isSlugCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || "-_.".unicodeScalars.contains(scalar))
+    }
+
+    /// A `critical_addons` entry: an add-on slug of at most 100 characters, with a leading "-" to remove it
+    /// (`^-?[A-Za-z0-9_.-]{1,100}$`; a lone "-" names nothing).
+    static func isCriticalAddonEntry(_ entry: String) -> Bool {
+        let slug = entry.hasPrefix("-") ? entry.unicodeScalars.dropFirst() : entry.unicodeScalars[...]
+        return (1...maximumSlugLength).contains(slug.count) && slug.allSatisfy(isSlugCharacter)
+    }
+
+    /// Lowercase letters, digits and '_', as the object part of entity IDs and service names.
+    static func isObjectID(_ text: Substring) -> Bool {
+        !text.isEmpty && text.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+    }
+
+    /// A Home Assistant entity ID, `domain.object_id` (`^[a-z0-9_]+\.[a-z0-9_]+$`).
+    static func isEntityID(_ text: String) -> Bool {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts.allSatisfy(isObjectID)
+    }
+
+    /// 80 rather than 80.0; 80.5 as it is.
+    static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+
     private static func checkMembers(_ entries: [String], of allowed: [String], option: String) throws(ConfigurationError) {
         for entry in entries where !allowed.contains(entry) {
             throw ConfigurationError(option: option, message: "'\(entry)' is not one of \(allowed.joined(separator: ", "))")
@@ -317,8 +444,8 @@ public struct AddonOptions: Sendable, Equatable {
     }
 
     /// The entries in their first order, each once.
-    private static func unique(_ entries: [String]) -> [String] {
-        var seen = Set<String>()
+    private static func unique<Entry: Hashable>(_ entries: [Entry]) -> [Entry] {
+        var seen = Set<Entry>()
         return entries.filter { seen.insert($0).inserted }
     }
 
@@ -393,10 +520,19 @@ public struct AddonOptions: Sendable, Equatable {
         if scheduleEnabled && scheduleDays.isEmpty {
             throw ConfigurationError(option: "schedule_days", message: "must list at least one day (mon to sun) while schedule_enabled is on")
         }
-        // Add-on slugs as the Supervisor allows them: ^[-_.A-Za-z0-9]+$.
-        let slugCharacters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-        if let slug = excludeAddons.first(where: { !$0.unicodeScalars.allSatisfy(slugCharacters.contains) }) {
+        if let slug = excludeAddons.first(where: { !$0.unicodeScalars.allSatisfy(Self.isSlugCharacter) }) {
             throw ConfigurationError(option: "exclude_addons", message: "'\(slug)' is not an add-on slug; use slugs such as core_mosquitto (shown in the add-on's URL)")
+        }
+        if let entry = criticalAddons.first(where: { !Self.isCriticalAddonEntry($0) }) {
+            throw ConfigurationError(option: "critical_addons", message: "'\(entry)' is not an add-on slug; use slugs such as 45df7312_zigbee2mqtt to add an add-on, or -core_matter_server to remove a default (at most 100 letters, digits, '_', '.' or '-')")
+        }
+        if let added = criticalAddons.first(where: { criticalAddons.contains("-" + $0) }) {
+            throw ConfigurationError(option: "critical_addons", message: "lists both '\(added)' and '-\(added)'; keep one")
+        }
+        for (index, condition) in postponeWhile.enumerated() {
+            if let problem = Self.postponeConditionProblem(condition) {
+                throw ConfigurationError(option: "postpone_while", message: "entry \(index + 1) (\(condition.entity)): \(problem)")
+            }
         }
         if let problem = Self.backupNameProblem(backupName) {
             throw ConfigurationError(option: "backup_name", message: problem)
@@ -406,8 +542,7 @@ public struct AddonOptions: Sendable, Equatable {
         }
         if let service = notifyService {
             let parts = service.split(separator: ".", omittingEmptySubsequences: false)
-            guard parts.count == 2, parts[0] == "notify", !parts[1].isEmpty,
-                  parts[1].unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }) else {
+            guard parts.count == 2, parts[0] == "notify", Self.isObjectID(parts[1]) else {
                 throw ConfigurationError(option: "notify_service", message: "'\(service)' is not a notify service; use notify.<name> with lowercase letters, digits and '_', such as notify.mobile_app_phone")
             }
         }
@@ -424,8 +559,10 @@ extension AddonOptions: CustomStringConvertible, CustomReflectable {
             ("apiToken", secret(apiToken)), ("logLevel", "\(logLevel)"),
             ("scheduleEnabled", "\(scheduleEnabled)"), ("scheduleTimes", "\(scheduleTimes)"), ("scheduleDays", "\(scheduleDays)"),
             ("scheduleRandomDelayMinutes", "\(scheduleRandomDelayMinutes)"), ("catchUpMissed", "\(catchUpMissed)"),
+            ("postponeWhile", "\(postponeWhile.map(\.description))"), ("postponeRecheckMinutes", "\(postponeRecheckMinutes)"),
+            ("postponeMaxMinutes", "\(postponeMaxMinutes)"),
             ("backupType", text(backupType)), ("excludeAddons", "\(excludeAddons)"), ("excludeFolders", "\(excludeFolders)"),
-            ("excludeDatabase", "\(excludeDatabase)"), ("backupPassword", secret(backupPassword)), ("backupName", text(backupName)),
+            ("excludeDatabase", "\(excludeDatabase)"), ("criticalAddons", "\(criticalAddons)"), ("backupPassword", secret(backupPassword)), ("backupName", text(backupName)),
             ("keepLocal", "\(keepLocal)"), ("uploadConcurrency", "\(uploadConcurrency)"), ("uploadLimitKbps", "\(uploadLimitKbps)"),
             ("notifyService", text(notifyService)), ("notifyOnSuccess", "\(notifyOnSuccess)"), ("staleAfterHours", "\(staleAfterHours)"),
             ("keepLast", "\(keepLast)"), ("keepDaily", "\(keepDaily)"), ("keepWeekly", "\(keepWeekly)"),

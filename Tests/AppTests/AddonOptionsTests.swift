@@ -120,6 +120,25 @@ import Testing
         (#"{"verify_days": 0, "verify_mode": "quick"}"#, AddonOptions(verifyDays: 0, verifyMode: "quick")),
         (#"{"verify_days": 365, "verify_mode": "full"}"#, AddonOptions(verifyDays: 365)),
         (#"{"b2_deletion": "", "keep_daily": null, "local_keep_last": null, "manage_other_backups": null}"#, AddonOptions()),
+        (#"{"critical_addons": ["a0d7b954_nodered", " -core_matter_server ", "", "a0d7b954_nodered", "-core_mosquitto"]}"#,
+         AddonOptions(criticalAddons: ["a0d7b954_nodered", "-core_matter_server", "-core_mosquitto"])),
+        ("{\"critical_addons\": [\"-\(String(repeating: "a", count: 100))\", \"local_my.addon-2\"]}",
+         AddonOptions(criticalAddons: ["-" + String(repeating: "a", count: 100), "local_my.addon-2"])),
+        (#"{"critical_addons": [], "postpone_while": []}"#, AddonOptions()),
+        (#"{"postpone_while": [{"entity": " binary_sensor.hallway_motion ", "state": "on"}, {"entity": "sensor.processor_temperature", "above": 80}]}"#,
+         AddonOptions(postponeWhile: [PostponeCondition(entity: "binary_sensor.hallway_motion", state: "on"),
+                                      PostponeCondition(entity: "sensor.processor_temperature", above: 80)])),
+        (#"{"postpone_while": [{"entity": "sensor.power", "above": -5.5, "below": 1500.0}, {"entity": "sensor.power", "below": 10}]}"#,
+         AddonOptions(postponeWhile: [PostponeCondition(entity: "sensor.power", above: -5.5, below: 1500),
+                                      PostponeCondition(entity: "sensor.power", below: 10)])),
+        // The Supervisor UI leaves null and empty fields; unknown keys are dropped; the same condition twice counts once.
+        (#"{"postpone_while": [{"entity": "media_player.tv", "state": "playing", "above": null, "below": null, "note": "x"}, {"entity": "media_player.tv", "state": "playing"}]}"#,
+         AddonOptions(postponeWhile: [PostponeCondition(entity: "media_player.tv", state: "playing")])),
+        (#"{"postpone_while": [{"entity": "sensor.cpu_load", "state": "", "below": 0}]}"#,
+         AddonOptions(postponeWhile: [PostponeCondition(entity: "sensor.cpu_load", below: 0)])),
+        (#"{"postpone_recheck_minutes": 1, "postpone_max_minutes": 0}"#, AddonOptions(postponeRecheckMinutes: 1, postponeMaxMinutes: 0)),
+        (#"{"postpone_recheck_minutes": 60, "postpone_max_minutes": 1440.0}"#, AddonOptions(postponeRecheckMinutes: 60, postponeMaxMinutes: 1440)),
+        (#"{"critical_addons": null, "postpone_while": null, "postpone_recheck_minutes": null, "postpone_max_minutes": null}"#, AddonOptions()),
     ])
     func pipelineOptionsAreParsed(json: String, expected: AddonOptions) throws {
         #expect(try parse(json) == expected)
@@ -208,6 +227,44 @@ import Testing
         (#"{"verify_days": 366}"#, "verify_days", "between 0 and 365"),
         (#"{"verify_days": 1.5}"#, "verify_days", "must be an integer"),
         (#"{"verify_mode": "deep"}"#, "verify_mode", "is not one of full, quick"),
+        (#"{"critical_addons": "45df7312_zigbee2mqtt"}"#, "critical_addons", "must be a list of strings"),
+        (#"{"critical_addons": [12]}"#, "critical_addons", "must be a list of strings"),
+        (#"{"critical_addons": ["bad slug!"]}"#, "critical_addons", "'bad slug!' is not an add-on slug"),
+        (#"{"critical_addons": ["-"]}"#, "critical_addons", "'-' is not an add-on slug"),
+        (#"{"critical_addons": ["+core_mosquitto"]}"#, "critical_addons", "is not an add-on slug"),
+        (#"{"critical_addons": ["Zigbee2MQTT add-on"]}"#, "critical_addons", "is not an add-on slug"),
+        (#"{"critical_addons": ["core_mosquitto/"]}"#, "critical_addons", "is not an add-on slug"),
+        (#"{"critical_addons": ["zigbee²mqtt"]}"#, "critical_addons", "is not an add-on slug"),
+        ("{\"critical_addons\": [\"\(String(repeating: "a", count: 101))\"]}", "critical_addons", "is not an add-on slug"),
+        (#"{"critical_addons": ["core_mosquitto", "-core_mosquitto"]}"#, "critical_addons", "both 'core_mosquitto' and '-core_mosquitto'"),
+        (#"{"postpone_while": {"entity": "binary_sensor.hallway_motion", "state": "on"}}"#, "postpone_while", "must be a list of conditions"),
+        (#"{"postpone_while": ["binary_sensor.hallway_motion"]}"#, "postpone_while", "entry 1 must be a condition"),
+        (#"{"postpone_while": [{"state": "on"}]}"#, "postpone_while", "entry 1 has no entity"),
+        (#"{"postpone_while": [{"entity": " ", "state": "on"}]}"#, "postpone_while", "entry 1 has no entity"),
+        (#"{"postpone_while": [{"entity": "binary_sensor.hallway_motion"}]}"#, "postpone_while", "entry 1 (binary_sensor.hallway_motion): give a state"),
+        (#"{"postpone_while": [{"entity": "binary_sensor.a", "state": "on"}, {"entity": "sensor.b", "state": "", "above": null}]}"#,
+         "postpone_while", "entry 2 (sensor.b): give a state"),
+        (#"{"postpone_while": [{"entity": "sensor.cpu", "state": "on", "above": 80}]}"#, "postpone_while", "either state or above/below, not both"),
+        (#"{"postpone_while": [{"entity": "sensor.cpu", "state": "on", "below": 80}]}"#, "postpone_while", "either state or above/below, not both"),
+        (#"{"postpone_while": [{"entity": "sensor.cpu", "above": 90, "below": 80}]}"#, "postpone_while", "above (90) must be less than below (80)"),
+        (#"{"postpone_while": [{"entity": "sensor.cpu", "above": 80, "below": 80}]}"#, "postpone_while", "above (80) must be less than below (80)"),
+        (#"{"postpone_while": [{"entity": "sensor.cpu", "above": 80.5, "below": 80.25}]}"#, "postpone_while", "above (80.5) must be less than below (80.25)"),
+        (#"{"postpone_while": [{"entity": "hallway_motion", "state": "on"}]}"#, "postpone_while", "'hallway_motion' is not an entity ID"),
+        (#"{"postpone_while": [{"entity": "Binary_Sensor.Hallway", "state": "on"}]}"#, "postpone_while", "is not an entity ID"),
+        (#"{"postpone_while": [{"entity": "binary_sensor.hallway.motion", "state": "on"}]}"#, "postpone_while", "is not an entity ID"),
+        (#"{"postpone_while": [{"entity": "binary_sensor.", "state": "on"}]}"#, "postpone_while", "is not an entity ID"),
+        (#"{"postpone_while": [{"entity": "binary sensor.hallway", "state": "on"}]}"#, "postpone_while", "is not an entity ID"),
+        (#"{"postpone_while": [{"entity": 12, "state": "on"}]}"#, "postpone_while", "entry 1: entity must be a string"),
+        (#"{"postpone_while": [{"entity": "binary_sensor.hallway_motion", "state": true}]}"#, "postpone_while", #"state must be a string (quote values such as "on""#),
+        (#"{"postpone_while": [{"entity": "sensor.cpu", "above": "80"}]}"#, "postpone_while", "entry 1: above must be a number"),
+        (#"{"postpone_while": [{"entity": "sensor.cpu", "below": false}]}"#, "postpone_while", "entry 1: below must be a number"),
+        (#"{"postpone_recheck_minutes": 0}"#, "postpone_recheck_minutes", "between 1 and 60"),
+        (#"{"postpone_recheck_minutes": 61}"#, "postpone_recheck_minutes", "between 1 and 60"),
+        (#"{"postpone_recheck_minutes": 2.5}"#, "postpone_recheck_minutes", "must be an integer"),
+        (#"{"postpone_recheck_minutes": "5"}"#, "postpone_recheck_minutes", "must be an integer"),
+        (#"{"postpone_max_minutes": -1}"#, "postpone_max_minutes", "between 0 and 1440"),
+        (#"{"postpone_max_minutes": 1441}"#, "postpone_max_minutes", "between 0 and 1440"),
+        (#"{"postpone_max_minutes": true}"#, "postpone_max_minutes", "must be an integer"),
     ])
     func invalidPipelineOptionsAreNamed(json: String, option: String, message: String) {
         #expect { try parse(json) } throws: { error in
@@ -215,6 +272,15 @@ import Testing
             let text = "\(error)"
             return error.option == option && text.hasPrefix("option '\(option)': ") && text.contains(message) && !text.contains("s3cr3t")
         }
+    }
+
+    @Test func postponeConditionsDescribeThemselves() {
+        #expect("\(PostponeCondition(entity: "binary_sensor.hallway_motion", state: "on"))" == "binary_sensor.hallway_motion is on")
+        #expect("\(PostponeCondition(entity: "sensor.processor_temperature", above: 80))" == "sensor.processor_temperature above 80")
+        #expect("\(PostponeCondition(entity: "sensor.power", above: -0.5, below: 1500))" == "sensor.power above -0.5 and below 1500")
+        let options = AddonOptions(postponeWhile: [PostponeCondition(entity: "sensor.cpu", below: 20)], criticalAddons: ["-core_matter_server"])
+        #expect("\(options)".contains(#"postponeWhile: ["sensor.cpu below 20"]"#))
+        #expect("\(options)".contains(#"criticalAddons: ["-core_matter_server"]"#))
     }
 
     @Test func uploadLimitInBytesPerSecond() {
@@ -254,7 +320,7 @@ import Testing
     /// schema type (a JSON object) is refused with that key's name.
     @Test func everySchemaKeyIsParsed() throws {
         let schema = try ConfigYAML.block("schema", in: Self.addonDirectory)
-        #expect(schema.count >= 37)
+        #expect(schema.count >= 41)
         for (key, _) in schema {
             #expect { try parse(#"{"\#(key)": {"wrong": "type"}}"#) } throws: { error in
                 (error as? ConfigurationError)?.option == key
@@ -281,13 +347,21 @@ import Testing
         #expect(json["keep_daily"] as? Int == 7 && json["local_keep_last"] as? Int == 3 && json["b2_deletion"] as? String == "delete")
     }
 
+    /// `postpone_while` in config.yaml has the fields of `PostponeCondition`, `state`, `above` and `below` optional.
+    @Test func postponeWhileSchemaMatchesPostponeCondition() throws {
+        let schema = try ConfigYAML.block("schema", in: Self.addonDirectory)
+        let type = try #require(schema.first { $0.key == "postpone_while" }?.value)
+        #expect(type == #"[{entity: "str", state: "str?", above: "float?", below: "float?"}]"#)
+        #expect(ConfigYAML.dictionaryKeys(type) == ["entity", "state", "above", "below"])
+    }
+
     /// Each language names and describes every option.
     @Test(arguments: ["en", "de", "nl", "fr", "es"])
     func translationsCoverEveryOption(language: String) throws {
         let schema = try ConfigYAML.block("schema", in: Self.addonDirectory)
         let text = try String(contentsOf: Self.addonDirectory.appendingPathComponent("translations/\(language).yaml"), encoding: .utf8)
         let lines = text.components(separatedBy: "\n")
-        for (key, _) in schema {
+        for (key, type) in schema {
             guard let index = lines.firstIndex(of: "  \(key):") else {
                 Issue.record("\(language): no entry for \(key)")
                 continue
@@ -295,6 +369,17 @@ import Testing
             let entry = lines[(index + 1)...].prefix { $0.hasPrefix("    ") }
             #expect(entry.contains { $0.hasPrefix("    name: ") }, "\(language): \(key) has no name")
             #expect(entry.contains { $0.hasPrefix("    description: ") }, "\(language): \(key) has no description")
+            // A list of dictionaries names and describes each field under `fields:`.
+            for field in ConfigYAML.dictionaryKeys(type) {
+                guard let at = entry.firstIndex(of: "      \(field):") else {
+                    Issue.record("\(language): no entry for \(key).fields.\(field)")
+                    continue
+                }
+                #expect(entry.contains("    fields:"), "\(language): \(key) has no fields")
+                let fieldEntry = entry[(at + 1)...].prefix { $0.hasPrefix("        ") }
+                #expect(fieldEntry.contains { $0.hasPrefix("        name: ") }, "\(language): \(key).\(field) has no name")
+                #expect(fieldEntry.contains { $0.hasPrefix("        description: ") }, "\(language): \(key).\(field) has no description")
+            }
         }
     }
 }
@@ -317,6 +402,14 @@ enum ConfigYAML {
             entries.append((String(trimmed[..<colon]), trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
         }
         return entries
+    }
+
+    /// The keys of a flow list of one dictionary, `[{entity: "str", state: "str?"}]` → ["entity", "state"]; else [].
+    static func dictionaryKeys(_ text: String) -> [String] {
+        guard text.hasPrefix("[{"), text.hasSuffix("}]") else { return [] }
+        return text.dropFirst(2).dropLast(2).split(separator: ",").compactMap { pair in
+            pair.split(separator: ":", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) }
+        }
     }
 
     /// A flow value as JSON: true/false, integers, "quoted" or plain strings, and [flat, lists].
