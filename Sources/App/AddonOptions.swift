@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Logging
 
@@ -8,33 +9,9 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     public var description: String { option.map { "option '\($0)': \(message)" } ?? message }
 }
 
-/// A condition that holds a scheduled backup back while it is true (`postpone_while`): the entity's state
-/// equals `state`, or its state is a number above `above` and/or below `below` (both bounds exclusive, as
-/// Home Assistant's numeric_state; with both, the number must lie between them). Exactly one of `state` or
-/// `above`/`below` is set, and `above < below` when both are (`AddonOptions.validate`).
-public struct PostponeCondition: Sendable, Hashable {
-    /// An entity ID such as "binary_sensor.hallway_motion".
-    public var entity: String
-    public var state: String?
-    public var above: Double?
-    public var below: Double?
-
-    public init(entity: String, state: String? = nil, above: Double? = nil, below: Double? = nil) {
-        self.entity = entity
-        self.state = state
-        self.above = above
-        self.below = below
-    }
-}
-
-extension PostponeCondition: CustomStringConvertible {
-    /// "binary_sensor.hallway_motion is on", "sensor.processor_temperature above 80 and below 95".
-    public var description: String {
-        if let state { return "\(entity) is \(state)" }
-        let limits = [above.map { "above \(AddonOptions.format($0))" }, below.map { "below \(AddonOptions.format($0))" }]
-        return "\(entity) " + limits.compactMap { $0 }.joined(separator: " and ")
-    }
-}
+/// A `postpone_while` entry: the engine's own condition type (Core), checked here as an option
+/// (`AddonOptions.validate`: exactly one of `state` or `above`/`below`, and `above < below`).
+public typealias PostponeCondition = QuietCondition
 
 /// The add-on options the Supervisor writes to `/data/options.json` (schema in config.yaml).
 ///

@@ -92,7 +92,7 @@ enum PipelineAssembly {
                               bucket: B2BucketCatalogs(store: remote, scratch: settings.dataDirectory.appendingPathComponent("tmp"), logger: logger),
                               criticalOverrides: options.criticalAddons,
                               quietTime: options.postponeWhile.isEmpty ? nil : QuietTime(
-                                  conditions: options.postponeWhile.map { QuietCondition(entity: $0.entity, state: $0.state, above: $0.above, below: $0.below) },
+                                  conditions: options.postponeWhile,
                                   recheck: TimeInterval(options.postponeRecheckMinutes) * 60, maxPostpone: TimeInterval(options.postponeMaxMinutes) * 60),
                               entities: CoreProxyHomeAssistant(client: supervisor),
                               store: jobs, remote: remote, clock: clock,

@@ -97,6 +97,15 @@ public struct QuietCondition: Sendable, Hashable {
     }
 }
 
+extension QuietCondition: CustomStringConvertible {
+    /// "binary_sensor.hallway_motion is on", "sensor.processor_temperature above 80 and below 95".
+    public var description: String {
+        if let state { return "\(entity) is \(state)" }
+        let limits = [above.map { "above \(Self.format($0))" }, below.map { "below \(Self.format($0))" }]
+        return "\(entity) " + limits.compactMap { $0 }.joined(separator: " and ")
+    }
+}
+
 /// Reads entity states for the quiet-time conditions.
 public protocol EntityReader: Sendable {
     /// The state and friendly name, or nil when Home Assistant does not know the entity.
