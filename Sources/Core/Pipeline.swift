@@ -208,7 +208,7 @@ public final class Pipeline: Sendable {
     func checkRestorabilityIfDue(_ retention: RetentionService) async {
         guard let checker, let checkInterval else { return }
         if let last = await retention.lastScheduledCheck(), clock.now().timeIntervalSince(last) < checkInterval - 3600 { return }
-        await checkRestorability(slug: nil, scheduled: true, retention: retention, checker: checker)
+        _ = await checkRestorability(slug: nil, scheduled: true, retention: retention, checker: checker)
     }
 
     /// Checks a stored backup now (`slug`, or the one checked longest ago) and tells Home Assistant when it fails.
@@ -221,7 +221,7 @@ public final class Pipeline: Sendable {
     private func checkRestorability(slug: String?, scheduled: Bool, retention: RetentionService, checker: any RestorabilityChecker) async -> RestorabilityCheck? {
         await engine.waitForIdle()
         guard let (entry, check) = await retention.checkRestorability(slug: slug, scheduled: scheduled, checker: checker,
-                                                                      password: await engine.settings.password) else { return nil }
+                                                                      password: engine.settings.password) else { return nil }
         if !check.ok { await reporter?.restorabilityFailed(entry, check) }
         return check
     }

@@ -15,7 +15,7 @@ extension Process {
     /// Waits for the process to end without holding a cooperative thread; returns its exit status.
     @discardableResult
     public func exited() async -> Int32 {
-        nonisolated(unsafe) let process = self
+        let process = self
         return (try? await onOwnThread { process.waitUntilExit(); return process.terminationStatus }) ?? -1
     }
 }

@@ -20,7 +20,6 @@ struct ServeProcessTests {
 
     /// Reads the process's log until the server says where it listens; no polling, no sleeps.
     func listeningPort(_ output: Pipe) async throws -> Int {
-        nonisolated(unsafe) let output = output
         return try await onOwnThread { try Self.readPort(output) }
     }
 

@@ -180,7 +180,7 @@ struct RetentionEndToEndTests {
             _ = try await seed(harness, days: 2)
             let theirs = try await harness.supervisor.addExistingBackup(name: "Automatic backup 2026.11.2", date: PipelineHarness.start.addingTimeInterval(-30 * 86_400))
             let pipeline = try await harness.pipeline()
-            let report = await try #require(pipeline.retention).apply()
+            let report = try await #require(pipeline.retention).apply()
             #expect(!report.deletedLocally.contains(theirs))
             #expect(await harness.supervisor.backups().contains { $0.slug == theirs })
         }
@@ -190,7 +190,7 @@ struct RetentionEndToEndTests {
         try await withHarness(options: { $0.keepLast = 1; $0.keepDaily = 0; $0.keepWeekly = 0; $0.keepMonthly = 0; $0.b2Deletion = "hide" }) { harness in
             _ = try await seed(harness, days: 2)
             let pipeline = try await harness.pipeline()
-            let report = await try #require(pipeline.retention).apply()
+            let report = try await #require(pipeline.retention).apply()
             #expect(report.deletedFromB2.count == 1)
             #expect(await tarNames(harness) == ["homeassistant/seeded_1.tar", "homeassistant/seeded_0.tar"]) // the upload version stays…
             let versions = await harness.b2.fileVersions(bucket: PipelineHarness.bucket).filter { $0.fileName.hasSuffix("seeded_0.tar") }

@@ -26,7 +26,7 @@ final class TemporaryDirectory: Sendable {
 
 /// Writes `size` pseudo-random bytes (deterministic per seed) in 1 MiB chunks.
 func writeRandomFile(_ path: String, size: Int, seed: UInt64 = 42) throws {
-    FileManager.default.createFile(atPath: path, contents: nil)
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
     defer { try? handle.close() }
     var state = seed

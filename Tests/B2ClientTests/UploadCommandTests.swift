@@ -125,7 +125,7 @@ func spawnMeasured(_ arguments: [String], environment: [String: String], output:
     process.executableURL = URL(fileURLWithPath: "/usr/bin/time")
     process.arguments = ["-f", "%M", "-o", report, UploadCommandTests.binary] + arguments
     process.environment = environment
-    FileManager.default.createFile(atPath: output, contents: nil)
+    _ = FileManager.default.createFile(atPath: output, contents: nil)
     let log = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
     process.standardOutput = log
     process.standardError = log

@@ -369,7 +369,7 @@ enum GeneratedBackup {
     /// add-on archive, written to disk in pieces (the test itself must not hold it either).
     static func writeLarge(to path: String, randomBytes: Int) throws {
         let gzipPath = path + ".inner.gz"
-        FileManager.default.createFile(atPath: gzipPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: gzipPath, contents: nil)
         do {
             let out = try FileHandle(forWritingTo: URL(fileURLWithPath: gzipPath))
             defer { try? out.close() }
@@ -396,7 +396,7 @@ enum GeneratedBackup {
             try out.write(contentsOf: deflater.finish())
         }
         let gzipSize = try FileManager.default.attributesOfItem(atPath: gzipPath)[.size] as! Int
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? out.close() }
         let writer = TarWriter(fileHandle: out)
