@@ -42,6 +42,10 @@ let package = Package(
         .target(name: "B2Client", dependencies: [
             "HTTPClient", "Hashing", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        // S3-compatible object storage (AWS Signature V4 over HTTPClient): groundwork for a second destination.
+        .target(name: "S3Client", dependencies: [
+            "HTTPClient", "Hashing", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         // A faithful B2 native-API server for tests and the demo; never used by production code paths.
         .target(name: "B2Simulator", dependencies: [
             "HTTPServer", "Hashing", .product(name: "Logging", package: "swift-log"),
@@ -90,6 +94,9 @@ let package = Package(
         ], swiftSettings: strict),
         .testTarget(name: "B2ClientTests", dependencies: [
             "B2Client", "B2Simulator", "HTTPClient", "Hashing", "Storage", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .testTarget(name: "S3ClientTests", dependencies: [
+            "S3Client", "HTTPClient", "Hashing", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "BackupArchiveTests", dependencies: ["BackupArchive", "Compression"], swiftSettings: strict),
         .testTarget(name: "SupervisorSimulatorTests", dependencies: [
