@@ -96,7 +96,7 @@ let package = Package(
             "B2Client", "B2Simulator", "HTTPClient", "Hashing", "Storage", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "S3ClientTests", dependencies: [
-            "S3Client", "HTTPClient", "Hashing", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            "S3Client", "HTTPClient", "HTTPServer", "Hashing", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "BackupArchiveTests", dependencies: ["BackupArchive", "Compression"], swiftSettings: strict),
         .testTarget(name: "SupervisorSimulatorTests", dependencies: [
