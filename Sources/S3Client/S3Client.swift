@@ -60,7 +60,7 @@ public final class S3Client: Sendable {
         case virtualHosted
     }
 
-    public struct Configuration: Sendable, CustomStringConvertible {
+    public struct Configuration: Sendable, CustomStringConvertible, CustomReflectable {
         /// `https://s3.eu-central-1.amazonaws.com`; plain http is allowed for endpoints on the local network.
         public var endpoint: String
         public var region: String
@@ -89,6 +89,9 @@ public final class S3Client: Sendable {
         public var description: String {
             "S3(\(endpoint), region \(region), bucket \(bucket), key id \(accessKeyID), \(addressing == .path ? "path-style" : "virtual-hosted"))"
         }
+
+        /// What `dump` and test failures print: the description, so the secret never shows there either.
+        public var customMirror: Mirror { Mirror(self, children: ["description": description]) }
     }
 
     public let configuration: Configuration
