@@ -173,45 +173,38 @@ struct PipelineRoutes: Sendable {
 
     /// The run's overrides; unknown fields are refused, so a typo does not silently back up the wrong things.
     static func backupRequest(_ bytes: [UInt8]) throws(HTTPError) -> BackupRequest {
-        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return BackupRequest() }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
-            throw HTTPError(.badRequest, code: "invalid_json", message: "the body must be a JSON object")
-        }
-        if let unknown = object.keys.sorted().first(where: { !requestFields.contains($0) }) {
-            throw HTTPError(.badRequest, code: "invalid_request",
-                            message: "unknown field '\(unknown)'; the fields are \(requestFields.sorted().joined(separator: ", "))")
-        }
-        if let empty = object.keys.sorted().first(where: { object[$0] is NSNull }) {
-            throw HTTPError(.badRequest, code: "invalid_request", message: "'\(empty)' is null; leave it out to use the option")
-        }
-        do {
-            return try JSONDecoder().decode(BackupRequest.self, from: Data(bytes))
-        } catch {
-            throw HTTPError(.badRequest, code: "invalid_request",
-                            message: "the body is not valid: 'type' is full or partial, 'exclude_addons' and 'exclude_folders' are lists of strings, 'exclude_database' is true or false")
-        }
+        try strictDecode(bytes, fields: requestFields, empty: BackupRequest(),
+                         shape: "'type' is full or partial, 'exclude_addons' and 'exclude_folders' are lists of strings, 'exclude_database' is true or false")
     }
 
     static let restoreFields: Set<String> = ["type", "password", "homeassistant", "addons", "folders"]
 
     /// A restore's body (empty for a pull or a full restore); unknown fields are refused.
     static func restoreOptions(_ bytes: [UInt8], pullOnly: Bool) throws(HTTPError) -> RestoreOptions {
-        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return RestoreOptions() }
-        guard !pullOnly else { throw HTTPError(.badRequest, code: "invalid_request", message: "a pull takes no body") }
+        if pullOnly, !isBlank(bytes) { throw HTTPError(.badRequest, code: "invalid_request", message: "a pull takes no body") }
+        return try strictDecode(bytes, fields: restoreFields, empty: RestoreOptions(),
+                                shape: "'type' is full or partial, 'password' a string, 'homeassistant' true or false, 'addons' and 'folders' lists of strings")
+    }
+
+    static func isBlank(_ bytes: [UInt8]) -> Bool { bytes.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 } }
+
+    /// A JSON object body with only `fields`, none of them null (a typo or a null must not silently fall
+    /// back to the options); a blank body is `empty`.
+    static func strictDecode<T: Decodable>(_ bytes: [UInt8], fields: Set<String>, empty: T, shape: String) throws(HTTPError) -> T {
+        if isBlank(bytes) { return empty }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
             throw HTTPError(.badRequest, code: "invalid_json", message: "the body must be a JSON object")
         }
-        if let unknown = object.keys.sorted().first(where: { !restoreFields.contains($0) }) {
-            throw HTTPError(.badRequest, code: "invalid_request", message: "unknown field '\(unknown)'; the fields are \(restoreFields.sorted().joined(separator: ", "))")
+        if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {
+            throw HTTPError(.badRequest, code: "invalid_request", message: "unknown field '\(unknown)'; the fields are \(fields.sorted().joined(separator: ", "))")
         }
-        if let empty = object.keys.sorted().first(where: { object[$0] is NSNull }) {
-            throw HTTPError(.badRequest, code: "invalid_request", message: "'\(empty)' is null; leave it out instead")
+        if let null = object.keys.sorted().first(where: { object[$0] is NSNull }) {
+            throw HTTPError(.badRequest, code: "invalid_request", message: "'\(null)' is null; leave it out instead")
         }
         do {
-            return try JSONDecoder().decode(RestoreOptions.self, from: Data(bytes))
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch {
-            throw HTTPError(.badRequest, code: "invalid_request",
-                            message: "the body is not valid: 'type' is full or partial, 'password' a string, 'homeassistant' true or false, 'addons' and 'folders' lists of strings")
+            throw HTTPError(.badRequest, code: "invalid_request", message: "the body is not valid: \(shape)")
         }
     }
 
