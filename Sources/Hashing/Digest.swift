@@ -9,9 +9,11 @@ import CCrypto
 /// Owns one `EVP_MD_CTX`; feed it chunks as they are read, so a 20 GB file is hashed in a few KiB.
 public final class StreamingDigest {
     public enum Algorithm: Sendable {
-        case sha1, sha256
+        /// MD5 only for S3's `Content-MD5` and ETags, which are defined with it; never for security.
+        case md5, sha1, sha256
         var evp: OpaquePointer? {
             switch self {
+            case .md5: EVP_md5()
             case .sha1: EVP_sha1()
             case .sha256: EVP_sha256()
             }

@@ -18,6 +18,18 @@ import Testing
         #expect(digest.hexDigest() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
+    /// RFC 1321 test vectors.
+    @Test(arguments: [
+        ("", "d41d8cd98f00b204e9800998ecf8427e"),
+        ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+        ("12345678901234567890123456789012345678901234567890123456789012345678901234567890", "57edf4a22be3c955ac49da2e2107b67a"),
+    ])
+    func md5Vectors(input: String, expected: String) {
+        let digest = StreamingDigest(.md5)
+        digest.update(Array(input.utf8))
+        #expect(digest.hexDigest() == expected)
+    }
+
     @Test func chunkedEqualsWhole() {
         let data = (0..<1_000_003).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         let chunked = StreamingDigest(.sha1)
