@@ -43,7 +43,8 @@ export const getSetupCheck = () => api("api/setup-check");
 export const startBackup = (request) => api("api/backups", { method: "POST", body: request });
 export const pin = (slug, pinned) => api(`${slugPath(slug)}/${pinned ? "pin" : "unpin"}`, { method: "POST" });
 export const verify = (slug) => api(`${slugPath(slug)}/verify`, { method: "POST" });
-export const pull = (slug) => api(`${slugPath(slug)}/pull`, { method: "POST" });
+/** source ("auto", "b2" or "s3") only when the page offers the choice: older add-ons take no body for a pull. */
+export const pull = (slug, source) => api(`${slugPath(slug)}/pull`, { method: "POST", body: source ? { source } : undefined });
 export const restore = (slug, request) => api(`${slugPath(slug)}/restore`, { method: "POST", body: request });
 export const remove = (slug, location, force) =>
   api(`${slugPath(slug)}?location=${encodeURIComponent(location)}${force ? "&force=true" : ""}`, { method: "DELETE" });

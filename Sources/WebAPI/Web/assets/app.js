@@ -35,7 +35,10 @@ backups.setUpBackups({ onLoaded: dashboard.showNewestCheck, onJob: follow });
 
 const connection = document.getElementById("connection");
 connect({
-  onStatus: dashboard.showStatus,
+  onStatus: (status) => {
+    dashboard.showStatus(status);
+    backups.showStatus(status);
+  },
   onJob,
   onConnection: (state) => {
     setText(connection, t(`connection_${state}`));

@@ -1,10 +1,12 @@
-// The backups table (cards on phones): Home Assistant and B2 copies side by side, checks, retention, actions.
+// The backups table (cards on phones): Home Assistant, B2 and S3 copies side by side, checks, retention, actions.
+// The S3 column shows only while the add-on has a second destination or some backup has a copy there.
 import { t } from "./i18n.js";
 import { bytes, dateTime, relative } from "./format.js";
 import { advice } from "./advice.js";
 import * as API from "./api.js";
 import { h, openDialog, s, say } from "./dom.js";
 import { openRestore } from "./restore.js";
+import { destinationsOf, shortName } from "./destinations.js";
 
 const container = document.getElementById("backups");
 const message = document.getElementById("backups-message");
@@ -12,12 +14,23 @@ let verifyAvailable = true;
 let loading = null;
 let onChange = () => {};
 let follow = () => {};
+let shown = null; // the backups drawn last
+let s3Configured = false;
+let withS3 = false; // whether the table has the S3 column
 
 /** onLoaded(backups) after each load; onJob(job) for a job an action started (pull, restore). */
 export function setUpBackups({ onLoaded, onJob }) {
   onChange = onLoaded;
   follow = onJob;
   document.getElementById("backups-refresh").addEventListener("click", () => load());
+}
+
+/** Each status: a second destination that appears or goes away adds or removes the S3 column. */
+export function showStatus(status) {
+  const configured = destinationsOf(status).some((destination) => destination.id === "s3");
+  if (configured === s3Configured) return;
+  s3Configured = configured;
+  if (shown) draw(shown);
 }
 
 /** Reads api/backups (one catalog read and one B2 listing) and draws the table. */
@@ -43,9 +56,13 @@ export function load() {
   return loading;
 }
 
-const columns = ["col_backup", "col_size", "col_local", "col_b2", "col_verified", "col_retention", "col_actions"];
+/** The remote copies a backup may have, in the order they are shown. */
+const remotes = ["b2", "s3"];
 
 function draw(backups) {
+  shown = backups;
+  withS3 = s3Configured || backups.some((backup) => backup.s3);
+  const columns = ["col_backup", "col_size", "col_local", "col_b2", withS3 ? "col_s3" : null, "col_verified", "col_retention", "col_actions"].filter(Boolean);
   if (backups.length === 0) {
     container.replaceChildren(h("p", { class: "muted empty" }, t("no_backups")));
     return;
@@ -56,7 +73,7 @@ function draw(backups) {
 }
 
 /** A cell with its column's name, shown above the value when rows become cards on phones. */
-const cell = (column, ...children) => h("td", { "data-label": t(column) }, ...children);
+const cell = (column, ...children) => h("td", { class: column, "data-label": t(column) }, ...children);
 const mark = (good, text) => h("span", { class: `nowrap ${good ? "ok" : "bad"}` }, h("span", { "aria-hidden": "true" }, good ? "✓ " : "✗ "), text);
 const absent = () => h("span", { class: "nowrap muted" }, h("span", { "aria-hidden": "true" }, "— "), t("absent"));
 
@@ -81,26 +98,38 @@ function row(backup) {
       backup.pinned ? h("span", { class: "badge primary" }, icon("pin"), t("pinned")) : null)),
   cell("col_size", h("span", { class: "nowrap" }, bytes(backup.size))),
   cell("col_local", backup.local ? mark(true, t("present")) : absent()),
-  cell("col_b2", backup.b2 ? [mark(true, t("present")), lockNote(backup)] : absent()),
+  cell("col_b2", copyCell(backup, "b2")),
+  withS3 ? cell("col_s3", copyCell(backup, "s3")) : null,
   cell("col_verified", verified.content),
   cell("col_retention", retentionCell(backup)),
   cell("col_actions", actions(backup)));
 }
 
-/** The end of a B2 Object Lock still in force, or null. */
-const lockedUntil = (backup) => {
-  const until = backup.b2?.locked_until;
+/** The end of an Object Lock on a copy (b2 or s3) still in force, or null. */
+const lockedUntil = (copy) => {
+  const until = copy?.locked_until;
   return until && new Date(until) > new Date() ? until : null;
 };
 
-function lockNote(backup) {
-  const until = lockedUntil(backup);
+function lockNote(copy) {
+  const until = lockedUntil(copy);
   return until ? h("span", { class: "muted small block" }, icon("lock"), t("locked_until", { date: dateTime(until) })) : null;
+}
+
+/** A remote copy: present or not; beside a second destination also its size and whether the upload was verified. */
+function copyCell(backup, id) {
+  const copy = backup[id];
+  if (!copy) return absent();
+  if (!withS3) return [mark(true, t("present")), lockNote(copy)];
+  const verified = copy.verified_at
+    ? h("span", { class: "ok small block nowrap", title: dateTime(copy.verified_at) }, h("span", { "aria-hidden": "true" }, "✓ "), t("upload_checked"))
+    : h("span", { class: "muted small block nowrap" }, t("not_checked"));
+  return [mark(true, t("present")), h("span", { class: "muted small block nowrap" }, bytes(copy.size)), verified, lockNote(copy)];
 }
 
 /** ✓ with the check's time, ✗ with its problems; an upload whose SHA-1 matched counts as checked. */
 function verifiedCell(backup) {
-  const check = backup.b2?.last_check;
+  const check = backup.b2?.last_check ?? backup.s3?.last_check;
   if (check) {
     const good = check.verdict === "restorable";
     return {
@@ -112,13 +141,13 @@ function verifiedCell(backup) {
       ],
     };
   }
-  const at = backup.verified_at ?? backup.b2?.verified_at;
+  const at = backup.verified_at ?? backup.b2?.verified_at ?? backup.s3?.verified_at;
   if (at) return { good: true, content: [mark(true, t("upload_checked")), h("span", { class: "muted small block" }, dateTime(at))] };
   return { good: false, content: h("span", { class: "muted" }, t("not_checked")) };
 }
 
 function retentionCell(backup) {
-  const where = [backup.would_delete.b2 ? t("in_b2") : null, backup.would_delete.local ? t("in_ha") : null].filter(Boolean);
+  const where = [...remotes.filter((id) => backup.would_delete[id]).map(shortName), backup.would_delete.local ? t("in_ha") : null].filter(Boolean);
   const reasons = backup.reasons?.length ? h("span", { class: "muted small block" }, backup.reasons.join(", ")) : null;
   if (where.length === 0) return [h("span", {}, t("kept")), reasons];
   return [h("span", { class: "badge warn" }, h("span", { "aria-hidden": "true" }, "⚠ "), t("would_delete", { where: where.join(", ") })), reasons];
@@ -131,7 +160,7 @@ function actions(backup) {
   return h("div", { class: "actions" },
     button(backup.pinned ? "unpin" : "pin", togglePin),
     backup.b2 && verifyAvailable ? button("verify", verify, { class: "verify" }) : null,
-    backup.b2 && !backup.local ? button("pull", pull) : null,
+    (backup.b2 || backup.s3) && !backup.local ? button("pull", pull) : null,
     button("restore", (item) => openRestore(item, follow)),
     button("delete", confirmDelete, { class: "danger" }));
 }
@@ -188,14 +217,15 @@ async function verify(backup, button) {
 }
 
 const refusals = new Set(["pinned", "newest_verified", "no_verified_copy", "locked"]);
+const lockRefusal = (id) => (id === "s3" ? "refusal_locked_s3" : "refusal_locked");
 
 /** Asks where to delete from; on a refusal that may be overridden, offers "Delete anyway". */
 async function confirmDelete(backup) {
-  const choices = [
-    backup.b2 && backup.local ? "all" : null,
-    backup.b2 ? "b2" : null,
-    backup.local ? "local" : null,
-  ].filter(Boolean);
+  const places = [...remotes.filter((id) => backup[id]), backup.local ? "local" : null].filter(Boolean);
+  const choices = [places.length > 1 ? "all" : null, ...places].filter(Boolean);
+  // "B2 and Home Assistant" as before; with an S3 copy the places are named one by one.
+  const allLabel = backup.s3 ? t("delete_everywhere", { where: places.map((place) => (place === "local" ? t("in_ha") : shortName(place))).join(", ") }) : t("delete_all");
+  const locks = remotes.filter((id) => lockedUntil(backup[id]));
   const status = h("p", { class: "message", role: "alert" });
   const deleteButton = h("button", { type: "submit", class: "danger", value: "delete" }, t("delete"));
   const form = h("form", { method: "dialog" },
@@ -203,8 +233,8 @@ async function confirmDelete(backup) {
     h("fieldset", {},
       h("legend", {}, t("delete_where")),
       choices.map((choice, index) =>
-        h("label", {}, h("input", { type: "radio", name: "location", value: choice, checked: index === 0 }), " ", t(`delete_${choice}`)))),
-    lockedUntil(backup) ? h("p", { class: "banner warn small" }, `${t("refusal_locked")} ${t("locked_until", { date: dateTime(backup.b2.locked_until) })}.`) : null,
+        h("label", {}, h("input", { type: "radio", name: "location", value: choice, checked: index === 0 }), " ", choice === "all" ? allLabel : t(`delete_${choice}`)))),
+    locks.map((id) => h("p", { class: "banner warn small" }, `${t(lockRefusal(id))} ${t("locked_until", { date: dateTime(backup[id].locked_until) })}.`)),
     h("p", { class: "muted small" }, t("delete_warning")),
     status,
     h("div", { class: "dialog-buttons" },
@@ -225,7 +255,8 @@ async function confirmDelete(backup) {
     } catch (error) {
       deleteButton.disabled = false;
       const overridable = error.status === 409 && ["pinned", "newest_verified", "no_verified_copy"].includes(error.code);
-      const reason = error.status === 409 && refusals.has(error.code) ? t(`refusal_${error.code}`) : `${error.message} — ${advice(error.code)}`;
+      const refusal = error.code === "locked" ? lockRefusal(location) : `refusal_${error.code}`;
+      const reason = error.status === 409 && refusals.has(error.code) ? t(refusal) : `${error.message} — ${advice(error.code)}`;
       say(status, overridable ? `${reason} ${t("delete_anyway_hint")}` : reason, "bad");
       if (overridable) {
         force = true;

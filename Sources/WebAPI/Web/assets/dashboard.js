@@ -1,9 +1,10 @@
-// The status card: state, schedule, last success and check, B2 usage, last error, "Back up now" and progress.
+// The status card: state, schedule, last success and check, last error, the destinations with their usage, "Back up now" and progress.
 import { t } from "./i18n.js";
 import { bytes, dateTime, monthlyCost, relative } from "./format.js";
 import { advice } from "./advice.js";
 import { startBackup } from "./api.js";
 import { h, say, setText } from "./dom.js";
+import { destinationsOf } from "./destinations.js";
 import { ProgressView, isFinished } from "./progress.js";
 
 const $ = (id) => document.getElementById(id);
@@ -43,7 +44,9 @@ export function render() {
   const state = status.state;
   const running = runningStates.has(state) || (status.running_job && !isFinished(status.running_job));
   $("state").className = `state ${running ? "busy" : tone[state] ?? ""}`;
-  setText($("state-text"), t(`state_${state}`));
+  // The copy to the second destination runs in state "uploading", which alone would say "to Backblaze B2".
+  const copying = status.running_job?.step === "copy" && !isFinished(status.running_job);
+  setText($("state-text"), copying ? t("step_copy") : t(`state_${state}`));
   $("version").textContent = t("version", { version: status.version });
   $("stale").hidden = !status.stale;
   setText($("postponed"), status.postponed ? t("postponed", { reason: status.postponed }) : "");
@@ -70,9 +73,7 @@ export function render() {
     ? [h("span", {}, success.at ? when(success.at) : "–"), h("br"), h("span", { class: "muted small" }, success.name)]
     : [t("never")]));
   $("last-check").replaceChildren(...checkText(newestCheck));
-  $("usage").replaceChildren(...usageText(status.b2));
-  const setup = status.setup ?? {};
-  $("destination").textContent = setup.bucket ? `${setup.bucket} / ${setup.prefix}` : "–";
+  renderDestinations(state === "not_configured" ? [] : destinationsOf(status), status.setup ?? {});
 
   $("backup-now").disabled = state === "not_configured" || Boolean(running);
 }
@@ -108,13 +109,46 @@ function checkText(check) {
   ];
 }
 
-function usageText(b2) {
-  if (!b2) return ["–"];
-  if (b2.backups === 0) return [t("never")];
+const stateMarks = { ok: "✓ ", failing: "✗ ", unknown: "" };
+const stateTones = { ok: "ok", failing: "bad", unknown: "" };
+
+/** One entry per destination: name, state, bucket, usage, the last verified copy and the last error. */
+function renderDestinations(destinations, setup) {
+  $("destinations-box").hidden = destinations.length === 0;
+  const several = destinations.length > 1;
+  $("destinations").replaceChildren(...destinations.map((destination) => {
+    const state = destination.state in stateTones ? destination.state : "unknown";
+    // B2's name does not say the bucket; an S3 destination's name does ("S3 (my-bucket at s3.…)").
+    const bucket = destination.bucket && !destination.name.includes(destination.bucket)
+      ? (destination.id === "b2" && setup.bucket === destination.bucket && setup.prefix ? `${destination.bucket} / ${setup.prefix}` : destination.bucket)
+      : null;
+    const verified = destination.last_verified;
+    const error = destination.last_error;
+    return h("li", { class: "destination", dataset: { destination: destination.id, state } },
+      h("p", { class: "destination-head" },
+        h("span", { class: "strong name" }, destination.name),
+        h("span", { class: `badge ${stateTones[state]}` }, h("span", { "aria-hidden": "true" }, stateMarks[state]), t(`destination_${state}`)),
+        several && !destination.required ? h("span", { class: "badge" }, t("destination_optional")) : null),
+      bucket ? h("p", { class: "muted small name" }, t("destination_bucket", { bucket })) : null,
+      h("dl", { class: "facts" },
+        h("div", {}, h("dt", {}, t("destination_usage")), h("dd", { class: "usage" }, ...usageText(destination))),
+        h("div", {}, h("dt", {}, t("destination_last_verified")), h("dd", { class: "verified" }, ...(verified
+          ? [h("span", { class: "name" }, verified.name), h("span", { class: "muted small block", title: dateTime(verified.at) }, relative(verified.at))]
+          : [t("never")])))),
+      error ? h("p", { class: "destination-error small" },
+        h("span", { class: "bad" }, h("span", { "aria-hidden": "true" }, "✗ "), error.at ? t("destination_error_at", { when: relative(error.at) }) : t("destination_error")),
+        h("span", { class: "block" }, error.message),
+        h("span", { class: "muted block" }, [advice(error.code), error.code].filter(Boolean).join(" · "))) : null);
+  }));
+}
+
+/** "1.2 GB in 3 backups" (and B2's list price for B2); "–" while not counted yet. */
+function usageText(destination) {
+  if (destination.backups == null && destination.bytes == null) return ["–"];
+  if (destination.backups === 0) return [t("never")];
   return [
-    h("span", {}, t("usage", { size: bytes(b2.bytes), n: b2.backups })),
-    h("br"),
-    h("span", { class: "muted small" }, monthlyCost(b2.bytes)),
+    h("span", {}, destination.backups == null ? bytes(destination.bytes) : t("usage", { size: bytes(destination.bytes), n: destination.backups })),
+    destination.id === "b2" && destination.bytes != null ? h("span", { class: "muted small block" }, monthlyCost(destination.bytes)) : null,
   ];
 }
 

@@ -4,6 +4,7 @@ import { bytes, dateTime, duration, number, shortDate, shortTime } from "./forma
 import { advice } from "./advice.js";
 import { getJobs } from "./api.js";
 import { h, s } from "./dom.js";
+import { destinationResults } from "./destinations.js";
 
 const chart = document.getElementById("chart");
 const runs = document.getElementById("runs");
@@ -104,11 +105,17 @@ function drawChart() {
   chart.replaceChildren(svg);
 }
 
-const result = (job) => {
+const outcome = (job) => {
   if (job.state === "done") return h("span", { class: "ok" }, h("span", { "aria-hidden": "true" }, "✓ "), t("job_done"));
   if (job.state === "failed") return h("span", { class: "bad" }, h("span", { "aria-hidden": "true" }, "✗ "), t("job_failed"));
   return h("span", { class: "busy" }, t(`step_${job.step}`));
 };
+
+/** The job's outcome, and with a second destination each copy's: "B2: verified", "S3: failed" with its error. */
+const result = (job) => [outcome(job), ...destinationResults(job).map((copy) =>
+  h("span", { class: "small block", dataset: { destination: copy.id, state: copy.state } },
+    h("span", { class: copy.tone }, h("span", { "aria-hidden": "true" }, copy.mark), copy.text),
+    copy.error ? h("span", { class: "muted block" }, `${copy.error.message} (${copy.error.code})`) : null))];
 
 function drawRuns() {
   if (jobs.length === 0) {

@@ -1,6 +1,7 @@
 // A job's progress: step in words, a bar, bytes, transfer rate and time left.
 import { t } from "./i18n.js";
 import { bytes, duration, rate } from "./format.js";
+import { destinationResults } from "./destinations.js";
 
 export const isFinished = (job) => job.state === "done" || job.state === "failed";
 
@@ -66,6 +67,7 @@ export class ProgressView {
       if (job.state === "done") parts.push(t("finished_in", { duration: duration(job.duration_seconds) }));
       if (job.error) parts.push(job.error.message);
       if (job.bytes_total > 0) parts.push(bytes(job.bytes_total));
+      for (const result of destinationResults(job)) parts.push(result.error ? `${result.text} (${result.error.message})` : result.text);
       for (const warning of job.warnings ?? []) parts.push(warning);
     } else {
       const speed = this.rateOf(job);

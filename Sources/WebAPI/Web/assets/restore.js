@@ -1,4 +1,5 @@
-// The restore wizard: what to restore (full or partial) and the password, a plain confirmation, then progress.
+// The restore wizard: what to restore (full or partial), the password, where to download from when both B2 and S3
+// have it, a plain confirmation, then progress.
 import { t } from "./i18n.js";
 import { dateTime } from "./format.js";
 import { advice } from "./advice.js";
@@ -6,6 +7,7 @@ import * as API from "./api.js";
 import { focusFirst, h, openDialog, say } from "./dom.js";
 import { ProgressView } from "./progress.js";
 import { splitSlugs } from "./dashboard.js";
+import { shortName } from "./destinations.js";
 
 const folders = [["ssl", "folder_ssl"], ["share", "folder_share"], ["media", "folder_media"], ["addons/local", "folder_local_addons"]];
 let current = null; // { jobID, view } while a wizard shows a job
@@ -26,10 +28,19 @@ export function openRestore(backup, follow) {
     h("fieldset", {}, h("legend", {}, t("restore_folders")),
       folders.map(([value, key]) => h("label", {}, h("input", { type: "checkbox", name: "folders", value }), " ", t(key)))));
   const fullWarning = h("p", { class: "banner warn" }, t("restore_full_warning"));
+  // Not in Home Assistant: downloaded first, from B2 or S3; with both copies the reader may choose.
+  const remotes = ["b2", "s3"].filter((id) => backup[id]);
+  const sourceChoice = !backup.local && remotes.length > 1
+    ? [h("label", { for: `source-${uid}` }, t("restore_source")),
+      h("select", { id: `source-${uid}`, name: "source", "aria-describedby": `source-hint-${uid}` },
+        ["auto", ...remotes].map((value) => h("option", { value }, t(`restore_source_${value}`)))),
+      h("p", { id: `source-hint-${uid}`, class: "hint" }, t("restore_source_hint"))]
+    : null;
 
   const choose = h("div", { class: "step" },
     h("p", {}, h("span", { class: "strong" }, backup.name), " · ", dateTime(backup.date)),
-    backup.local ? null : h("p", { class: "muted small" }, t("restore_pull_first")),
+    backup.local ? null : h("p", { class: "muted small" }, remotes.length === 1 && remotes[0] === "b2"
+      ? t("restore_pull_first") : t("restore_pull_first_from", { where: remotes.map(shortName).join(t("or")) })),
     h("fieldset", {}, h("legend", {}, t("restore_what")),
       h("label", {}, h("input", { type: "radio", name: "type", value: "full", checked: true }), " ", t("restore_full")),
       h("label", {}, h("input", { type: "radio", name: "type", value: "partial" }), " ", t("restore_partial"))),
@@ -37,7 +48,8 @@ export function openRestore(backup, follow) {
     partialOnly,
     h("label", { for: `password-${uid}` }, t("password")),
     h("input", { id: `password-${uid}`, name: "password", type: "password", autocomplete: "off", "aria-describedby": `password-hint-${uid}` }),
-    h("p", { id: `password-hint-${uid}`, class: "hint" }, t(backup.protected ? "password_hint_protected" : "password_hint")));
+    h("p", { id: `password-hint-${uid}`, class: "hint" }, t(backup.protected ? "password_hint_protected" : "password_hint")),
+    sourceChoice);
 
   const summary = h("div", {});
   const confirm = h("div", { class: "step", hidden: true }, summary);
@@ -56,6 +68,7 @@ export function openRestore(backup, follow) {
     const body = { type: data.get("type") };
     const password = String(data.get("password") ?? "");
     if (password) body.password = password;
+    if (data.get("source")) body.source = data.get("source");
     if (body.type === "partial") {
       body.homeassistant = data.get("homeassistant") === "on";
       body.addons = splitSlugs(data.get("addons"));
@@ -125,6 +138,7 @@ function summaryOf(backup, body) {
         body.homeassistant ? h("li", {}, t("restore_homeassistant")) : null,
         body.addons.map((slug) => h("li", {}, t("addon_item", { slug }))),
         body.folders.map((folder) => h("li", {}, t(folders.find(([value]) => value === folder)[1]))))];
+  if (body.source) parts.push(h("p", {}, t("restore_source_chosen", { source: t(`restore_source_${body.source}`) })));
   parts.push(h("p", { class: "muted small" }, t(body.password ? "password_given" : "password_option")));
   return parts;
 }
