@@ -42,7 +42,9 @@ export const getBackups = () => api("api/backups");
 export const getSetupCheck = () => api("api/setup-check");
 export const startBackup = (request) => api("api/backups", { method: "POST", body: request });
 export const pin = (slug, pinned) => api(`${slugPath(slug)}/${pinned ? "pin" : "unpin"}`, { method: "POST" });
-export const verify = (slug) => api(`${slugPath(slug)}/verify`, { method: "POST" });
+/** destination "s3" checks the S3 copy; without it, B2's (the only one older add-ons know). */
+export const verify = (slug, destination) =>
+  api(`${slugPath(slug)}/verify${destination ? `?destination=${encodeURIComponent(destination)}` : ""}`, { method: "POST" });
 /** source ("auto", "b2" or "s3") only when the page offers the choice: older add-ons take no body for a pull. */
 export const pull = (slug, source) => api(`${slugPath(slug)}/pull`, { method: "POST", body: source ? { source } : undefined });
 export const restore = (slug, request) => api(`${slugPath(slug)}/restore`, { method: "POST", body: request });

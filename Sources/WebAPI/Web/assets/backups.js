@@ -159,7 +159,7 @@ function actions(backup) {
     h("button", { type: "button", class: `small ${extra.class ?? ""}`, "aria-label": label(key), onclick: (event) => handler(backup, event.currentTarget) }, t(key));
   return h("div", { class: "actions" },
     button(backup.pinned ? "unpin" : "pin", togglePin),
-    backup.b2 && verifyAvailable ? button("verify", verify, { class: "verify" }) : null,
+    (backup.b2 || backup.s3) && verifyAvailable ? button("verify", verify, { class: "verify" }) : null,
     (backup.b2 || backup.s3) && !backup.local ? button("pull", pull) : null,
     button("restore", (item) => openRestore(item, follow)),
     button("delete", confirmDelete, { class: "danger" }));
@@ -188,9 +188,11 @@ function pull(backup, button) {
 
 async function verify(backup, button) {
   button.disabled = true;
-  const before = backup.b2?.last_check?.at ?? "";
+  // B2's copy when there is one, else the S3 copy.
+  const copy = backup.b2 ? "b2" : "s3";
+  const before = backup[copy]?.last_check?.at ?? "";
   try {
-    await API.verify(backup.slug);
+    await API.verify(backup.slug, copy === "b2" ? undefined : copy);
   } catch (error) {
     button.disabled = false;
     if (error.status === 404 && /no resource/.test(error.message)) {
@@ -208,7 +210,7 @@ async function verify(backup, button) {
   for (let attempt = 0; attempt < 60; attempt += 1) {
     await new Promise((resolve) => setTimeout(resolve, 5000));
     const backups = await load();
-    const check = backups?.find((item) => item.slug === backup.slug)?.b2?.last_check;
+    const check = backups?.find((item) => item.slug === backup.slug)?.[copy]?.last_check;
     if (check && check.at !== before) {
       say(message, t("verify_finished", { name: backup.name, verdict: t(`verdict_${check.verdict}`) }), check.verdict === "restorable" ? "ok" : "bad");
       return;
