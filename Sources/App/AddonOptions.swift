@@ -16,7 +16,7 @@ public typealias PostponeCondition = QuietCondition
 /// The add-on options the Supervisor writes to `/data/options.json` (schema in config.yaml).
 ///
 /// `description` and the mirror (what `dump`, `String(reflecting:)` and test failures print)
-/// redact `b2_key`, `api_token` and `backup_password`.
+/// redact `b2_key`, `s3_secret_access_key`, `api_token` and `backup_password`.
 public struct AddonOptions: Sendable, Equatable {
     public var b2KeyID: String?
     public var b2Key: String?
@@ -100,6 +100,34 @@ public struct AddonOptions: Sendable, Equatable {
     /// backup.json and the archives' headers) (`verifyModes`).
     public var verifyMode: String
 
+    // The optional second destination, an S3-compatible bucket (AWS S3, MinIO, Wasabi, Cloudflare R2,
+    // B2's S3 endpoint). Its values are checked only while `s3Enabled` is on (`validate`).
+    public var s3Enabled: Bool
+    /// The endpoint as an http(s) URL without a trailing slash, or nil for AWS (`s3EndpointURL`).
+    public var s3Endpoint: String?
+    public var s3Region: String
+    public var s3Bucket: String?
+    /// The folder inside the bucket, as `b2Prefix`: without leading or trailing slashes; may be empty.
+    public var s3Prefix: String
+    public var s3AccessKeyID: String?
+    /// A secret, never logged.
+    public var s3SecretAccessKey: String?
+    /// `https://endpoint/bucket/key` (MinIO, IP addresses, localhost) instead of `https://bucket.endpoint/key`.
+    public var s3PathStyle: Bool
+    /// Multipart upload part size in MiB (`s3PartSizeRange`).
+    public var s3PartSizeMB: Int
+    /// A run succeeds only when every enabled destination holds a verified copy; false: when at least one does.
+    public var requireAllDestinations: Bool
+    /// Where a restore reads from first (`restoreSources`): "auto" (a verified copy, B2 before S3),
+    /// "b2" or "s3" (that destination first, the other as fall-back).
+    public var restoreSource: String
+    // Retention in the S3 bucket: the B2 rules' meaning, with their own numbers.
+    public var s3KeepLast: Int
+    public var s3KeepDaily: Int
+    public var s3KeepWeekly: Int
+    public var s3KeepMonthly: Int
+    public var s3KeepYearly: Int
+
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
     /// Shorter bearer tokens are too easy to guess for an API that can delete backups.
     public static let minimumAPITokenLength = 16
@@ -121,6 +149,9 @@ public struct AddonOptions: Sendable, Equatable {
     public static let verifyDaysRange = 0...365
     public static let verifyModes = ["full", "quick"]
     public static let maximumSlugLength = 100
+    public static let s3PartSizeRange = 5...5000
+    public static let restoreSources = ["auto", "b2", "s3"]
+    public static let defaultS3Region = "us-east-1"
 
     public init(b2KeyID: String? = nil, b2Key: String? = nil, b2Bucket: String? = nil, b2Prefix: String = "homeassistant",
                 apiToken: String? = nil, logLevel: Logger.Level = .info,
@@ -135,7 +166,12 @@ public struct AddonOptions: Sendable, Equatable {
                 keepLast: Int = 0, keepDaily: Int = 7, keepWeekly: Int = 4, keepMonthly: Int = 6, keepYearly: Int = 0,
                 localKeepLast: Int = 3, localKeepDaily: Int = 0, localKeepWeekly: Int = 0, localKeepMonthly: Int = 0,
                 manageOtherBackups: Bool = false, b2Deletion: String = "delete", immutableDays: Int = 0,
-                verifyDays: Int = 7, verifyMode: String = "full") {
+                verifyDays: Int = 7, verifyMode: String = "full",
+                s3Enabled: Bool = false, s3Endpoint: String? = nil, s3Region: String = AddonOptions.defaultS3Region,
+                s3Bucket: String? = nil, s3Prefix: String = "homeassistant", s3AccessKeyID: String? = nil,
+                s3SecretAccessKey: String? = nil, s3PathStyle: Bool = false, s3PartSizeMB: Int = 16,
+                requireAllDestinations: Bool = true, restoreSource: String = "auto",
+                s3KeepLast: Int = 0, s3KeepDaily: Int = 7, s3KeepWeekly: Int = 4, s3KeepMonthly: Int = 6, s3KeepYearly: Int = 0) {
         self.b2KeyID = b2KeyID
         self.b2Key = b2Key
         self.b2Bucket = b2Bucket
@@ -177,11 +213,32 @@ public struct AddonOptions: Sendable, Equatable {
         self.immutableDays = immutableDays
         self.verifyDays = verifyDays
         self.verifyMode = verifyMode
+        self.s3Enabled = s3Enabled
+        self.s3Endpoint = s3Endpoint
+        self.s3Region = s3Region
+        self.s3Bucket = s3Bucket
+        self.s3Prefix = s3Prefix
+        self.s3AccessKeyID = s3AccessKeyID
+        self.s3SecretAccessKey = s3SecretAccessKey
+        self.s3PathStyle = s3PathStyle
+        self.s3PartSizeMB = s3PartSizeMB
+        self.requireAllDestinations = requireAllDestinations
+        self.restoreSource = restoreSource
+        self.s3KeepLast = s3KeepLast
+        self.s3KeepDaily = s3KeepDaily
+        self.s3KeepWeekly = s3KeepWeekly
+        self.s3KeepMonthly = s3KeepMonthly
+        self.s3KeepYearly = s3KeepYearly
     }
 
     /// All B2 `keep_*` rules are 0: every backup in B2 is kept.
     public var retentionOff: Bool {
         keepLast == 0 && keepDaily == 0 && keepWeekly == 0 && keepMonthly == 0 && keepYearly == 0
+    }
+
+    /// All S3 `s3_keep_*` rules are 0: every backup in the S3 bucket is kept.
+    public var s3RetentionOff: Bool {
+        s3KeepLast == 0 && s3KeepDaily == 0 && s3KeepWeekly == 0 && s3KeepMonthly == 0 && s3KeepYearly == 0
     }
 
     /// `upload_limit_kbps` in bytes per second, or nil for unlimited.
@@ -192,6 +249,18 @@ public struct AddonOptions: Sendable, Equatable {
     /// Options needed before the first backup that are still unset, by option key.
     public var missingForBackups: [String] {
         [("b2_key_id", b2KeyID), ("b2_key", b2Key), ("b2_bucket", b2Bucket)].filter { $0.1 == nil }.map(\.0)
+    }
+
+    /// Options the S3 destination needs that are still unset, by option key; empty while `s3_enabled` is off.
+    public var missingForS3: [String] {
+        guard s3Enabled else { return [] }
+        return [("s3_bucket", s3Bucket), ("s3_access_key_id", s3AccessKeyID), ("s3_secret_access_key", s3SecretAccessKey)]
+            .filter { $0.1 == nil }.map(\.0)
+    }
+
+    /// `s3_endpoint`, or AWS's endpoint for `s3_region` when it is empty.
+    public var s3EndpointURL: String {
+        s3Endpoint ?? "https://s3.\(s3Region).amazonaws.com"
     }
 
     /// Reads and validates the options file.
@@ -284,8 +353,32 @@ public struct AddonOptions: Sendable, Equatable {
             try checkMembers([mode], of: verifyModes, option: "verify_mode")
             options.verifyMode = mode
         }
+        try parseS3(values, into: &options)
         try options.validate()
         return options
+    }
+
+    /// The `s3_*`, `require_all_destinations` and `restore_source` options; absent keys keep their defaults.
+    private static func parseS3(_ values: [String: Any], into options: inout AddonOptions) throws(ConfigurationError) {
+        if let enabled = try bool(values, "s3_enabled") { options.s3Enabled = enabled }
+        options.s3Endpoint = try optionalString(values, "s3_endpoint").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        if let region = try optionalString(values, "s3_region") { options.s3Region = region }
+        options.s3Bucket = try optionalString(values, "s3_bucket")
+        options.s3Prefix = try optionalString(values, "s3_prefix").map(normalizedPrefix) ?? "homeassistant"
+        options.s3AccessKeyID = try optionalString(values, "s3_access_key_id")
+        options.s3SecretAccessKey = try optionalString(values, "s3_secret_access_key")
+        if let pathStyle = try bool(values, "s3_path_style") { options.s3PathStyle = pathStyle }
+        if let size = try integer(values, "s3_part_size_mb", in: s3PartSizeRange) { options.s3PartSizeMB = size }
+        if let all = try bool(values, "require_all_destinations") { options.requireAllDestinations = all }
+        if let source = try optionalString(values, "restore_source") {
+            try checkMembers([source], of: restoreSources, option: "restore_source")
+            options.restoreSource = source
+        }
+        if let keep = try integer(values, "s3_keep_last", in: keepRange) { options.s3KeepLast = keep }
+        if let keep = try integer(values, "s3_keep_daily", in: keepRange) { options.s3KeepDaily = keep }
+        if let keep = try integer(values, "s3_keep_weekly", in: keepRange) { options.s3KeepWeekly = keep }
+        if let keep = try integer(values, "s3_keep_monthly", in: keepRange) { options.s3KeepMonthly = keep }
+        if let keep = try integer(values, "s3_keep_yearly", in: keepRange) { options.s3KeepYearly = keep }
     }
 
     /// JSON `true` or `false` only: numbers and strings such as "yes" are refused.
@@ -483,14 +576,7 @@ public struct AddonOptions: Sendable, Equatable {
         if let token = apiToken, token.count < Self.minimumAPITokenLength {
             throw ConfigurationError(option: "api_token", message: "is shorter than \(Self.minimumAPITokenLength) characters; use a long random value")
         }
-        if !b2Prefix.isEmpty {
-            let segments = b2Prefix.split(separator: "/", omittingEmptySubsequences: false)
-            guard b2Prefix.utf8.count <= 200,
-                  !b2Prefix.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "\\" }),
-                  !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
-                throw ConfigurationError(option: "b2_prefix", message: "must be a folder path such as 'homeassistant' or 'homes/main' (no empty, '.' or '..' parts, no control characters, at most 200 bytes)")
-            }
-        }
+        try Self.checkPrefix(b2Prefix, option: "b2_prefix")
         if scheduleEnabled && scheduleTimes.isEmpty {
             throw ConfigurationError(option: "schedule_times", message: "must list at least one time (HH:MM) while schedule_enabled is on")
         }
@@ -523,6 +609,61 @@ public struct AddonOptions: Sendable, Equatable {
                 throw ConfigurationError(option: "notify_service", message: "'\(service)' is not a notify service; use notify.<name> with lowercase letters, digits and '_', such as notify.mobile_app_phone")
             }
         }
+        if s3Enabled { try validateS3() }
+    }
+
+    /// A folder path in a bucket (`b2_prefix`, `s3_prefix`), already without leading and trailing slashes.
+    private static func checkPrefix(_ prefix: String, option: String) throws(ConfigurationError) {
+        guard !prefix.isEmpty else { return }
+        let segments = prefix.split(separator: "/", omittingEmptySubsequences: false)
+        guard prefix.utf8.count <= 200,
+              !prefix.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "\\" }),
+              !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw ConfigurationError(option: option, message: "must be a folder path such as 'homeassistant' or 'homes/main' (no empty, '.' or '..' parts, no control characters, at most 200 bytes)")
+        }
+    }
+
+    /// Why an `s3_endpoint` is unusable, or nil: an http(s) URL with a host, without user name, password,
+    /// query or fragment. The message never repeats a URL that holds a user name or password.
+    static func s3EndpointProblem(_ endpoint: String) -> String? {
+        let example = "such as https://s3.eu-central-1.amazonaws.com or http://192.168.1.10:9000"
+        guard let url = URLComponents(string: endpoint) else { return "is not a URL; use an http(s) URL \(example)" }
+        if url.user != nil || url.password != nil {
+            return "must not contain a user name or password; put the keys in s3_access_key_id and s3_secret_access_key"
+        }
+        guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
+            return "'\(endpoint)' is not an http(s) URL; use one \(example)"
+        }
+        guard let host = url.host, !host.isEmpty else { return "'\(endpoint)' has no host name; use a URL \(example)" }
+        guard url.query == nil, url.fragment == nil else { return "'\(endpoint)' must not have a query (?…) or fragment (#…)" }
+        return nil
+    }
+
+    /// The S3 destination's values, checked only while `s3_enabled` is on: a half-filled S3 section
+    /// that is switched off never stops the add-on.
+    private func validateS3() throws(ConfigurationError) {
+        if let endpoint = s3Endpoint, let problem = Self.s3EndpointProblem(endpoint) {
+            throw ConfigurationError(option: "s3_endpoint", message: problem)
+        }
+        // The region is part of the signature's credential scope (…/region/s3/aws4_request) and of AWS's host name.
+        guard s3Region.count <= 64, s3Region.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") }) else {
+            throw ConfigurationError(option: "s3_region", message: "'\(s3Region)' is not a region; use letters, digits and '-', such as us-east-1, eu-central-1 or auto (Cloudflare R2)")
+        }
+        if let bucket = s3Bucket {
+            // S3 bucket names: 3-63 lowercase letters, digits, '.' and '-'; older AWS buckets and some stores
+            // also allow capitals and '_' and up to 255 characters. Anything else cannot stand in a host or path.
+            let allowed = bucket.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-._".unicodeScalars.contains($0)) }
+            guard (3...255).contains(bucket.count), allowed else {
+                throw ConfigurationError(option: "s3_bucket", message: "'\(bucket)' is not a valid bucket name (3-63 lowercase letters, digits, '.' or '-', such as my-home-backups)")
+            }
+        }
+        try Self.checkPrefix(s3Prefix, option: "s3_prefix")
+        if let keyID = s3AccessKeyID, keyID.contains(where: { $0.isWhitespace || $0 == "/" }) || keyID.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw ConfigurationError(option: "s3_access_key_id", message: "must not contain spaces, control characters or '/'; paste the access key ID exactly as your provider shows it")
+        }
+        if let secret = s3SecretAccessKey, secret.contains(where: { $0.isWhitespace }) || secret.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw ConfigurationError(option: "s3_secret_access_key", message: "contains whitespace or a control character; paste the secret access key exactly as your provider shows it")
+        }
     }
 }
 
@@ -547,7 +688,20 @@ extension AddonOptions: CustomStringConvertible, CustomReflectable {
             ("localKeepLast", "\(localKeepLast)"), ("localKeepDaily", "\(localKeepDaily)"),
             ("localKeepWeekly", "\(localKeepWeekly)"), ("localKeepMonthly", "\(localKeepMonthly)"),
             ("manageOtherBackups", "\(manageOtherBackups)"), ("b2Deletion", text(b2Deletion)), ("immutableDays", "\(immutableDays)"), ("verifyDays", "\(verifyDays)"), ("verifyMode", text(verifyMode)),
+            ("s3Enabled", "\(s3Enabled)"), ("s3Endpoint", s3Endpoint.map { Self.endpointWithoutUserInfo($0) } ?? "nil"), ("s3Region", text(s3Region)),
+            ("s3Bucket", text(s3Bucket)), ("s3Prefix", text(s3Prefix)), ("s3AccessKeyID", text(s3AccessKeyID)),
+            ("s3SecretAccessKey", secret(s3SecretAccessKey)), ("s3PathStyle", "\(s3PathStyle)"), ("s3PartSizeMB", "\(s3PartSizeMB)"),
+            ("requireAllDestinations", "\(requireAllDestinations)"), ("restoreSource", text(restoreSource)),
+            ("s3KeepLast", "\(s3KeepLast)"), ("s3KeepDaily", "\(s3KeepDaily)"), ("s3KeepWeekly", "\(s3KeepWeekly)"),
+            ("s3KeepMonthly", "\(s3KeepMonthly)"), ("s3KeepYearly", "\(s3KeepYearly)"),
         ]
+    }
+
+    /// The endpoint quoted, or `<redacted>` when it holds a user name or password (refused while S3 is on,
+    /// but an S3 section that is off is not checked).
+    private static func endpointWithoutUserInfo(_ endpoint: String) -> String {
+        let components = URLComponents(string: endpoint)
+        return components?.user != nil || components?.password != nil || (components == nil && endpoint.contains("@")) ? "<redacted>" : "\"\(endpoint)\""
     }
 
     public var description: String {

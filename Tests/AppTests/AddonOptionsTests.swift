@@ -9,6 +9,13 @@ import Testing
         try AddonOptions.parse(Data(json.utf8))
     }
 
+    /// A `ConfigurationError` for `option` whose text says `message` and shows no secret (test secrets hold "s3cr3t").
+    private func isRefusal(_ error: any Error, option: String, message: String) -> Bool {
+        guard let error = error as? ConfigurationError else { return false }
+        let text = "\(error)"
+        return error.option == option && text.hasPrefix("option '\(option)': ") && text.contains(message) && !text.contains("s3cr3t")
+    }
+
     @Test func defaultsFromTheSupervisorsMinimalFile() throws {
         let options = try parse(#"{"b2_prefix": "homeassistant", "log_level": "info"}"#)
         #expect(options == AddonOptions())
@@ -268,11 +275,7 @@ import Testing
         (#"{"postpone_max_minutes": true}"#, "postpone_max_minutes", "must be an integer"),
     ])
     func invalidPipelineOptionsAreNamed(json: String, option: String, message: String) {
-        #expect { try parse(json) } throws: { error in
-            guard let error = error as? ConfigurationError else { return false }
-            let text = "\(error)"
-            return error.option == option && text.hasPrefix("option '\(option)': ") && text.contains(message) && !text.contains("s3cr3t")
-        }
+        #expect { try parse(json) } throws: { isRefusal($0, option: option, message: message) }
     }
 
     @Test func postponeConditionsDescribeThemselves() {
@@ -312,6 +315,174 @@ import Testing
         #expect(!"\(AddonOptions())".contains("<redacted>")) // unset secrets show as nil
     }
 
+    // MARK: The second destination (S3)
+
+    @Test func s3DefaultsApplyWhenTheKeysAreAbsent() throws {
+        let options = try parse(#"{"b2_prefix": "homeassistant"}"#) // an options file from before the S3 options
+        #expect(!options.s3Enabled)
+        #expect(options.s3Endpoint == nil && options.s3Bucket == nil && options.s3AccessKeyID == nil && options.s3SecretAccessKey == nil)
+        #expect(options.s3Region == "us-east-1" && options.s3Prefix == "homeassistant")
+        #expect(!options.s3PathStyle && options.s3PartSizeMB == 16)
+        #expect(options.requireAllDestinations && options.restoreSource == "auto")
+        #expect(options.s3KeepLast == options.keepLast && options.s3KeepDaily == options.keepDaily && options.s3KeepWeekly == options.keepWeekly)
+        #expect(options.s3KeepMonthly == options.keepMonthly && options.s3KeepYearly == options.keepYearly)
+        #expect(options.s3EndpointURL == "https://s3.us-east-1.amazonaws.com")
+        #expect(options.missingForS3.isEmpty)
+        #expect(!options.s3RetentionOff)
+    }
+
+    @Test func fullS3Options() throws {
+        let options = try parse(#"""
+            {"s3_enabled": true, "s3_endpoint": " http://192.168.1.10:9000/ ", "s3_region": "eu-west-2", "s3_bucket": "home-backups",
+             "s3_prefix": "/homes/main/", "s3_access_key_id": " minioadmin ", "s3_secret_access_key": "Secret/Key+s3cr3t",
+             "s3_path_style": true, "s3_part_size_mb": 64, "require_all_destinations": false, "restore_source": "s3",
+             "s3_keep_last": 2, "s3_keep_daily": 30, "s3_keep_weekly": 0, "s3_keep_monthly": 24.0, "s3_keep_yearly": 1000}
+            """#)
+        #expect(options == AddonOptions(s3Enabled: true, s3Endpoint: "http://192.168.1.10:9000", s3Region: "eu-west-2",
+                                        s3Bucket: "home-backups", s3Prefix: "homes/main", s3AccessKeyID: "minioadmin",
+                                        s3SecretAccessKey: "Secret/Key+s3cr3t", s3PathStyle: true, s3PartSizeMB: 64,
+                                        requireAllDestinations: false, restoreSource: "s3",
+                                        s3KeepLast: 2, s3KeepDaily: 30, s3KeepWeekly: 0, s3KeepMonthly: 24, s3KeepYearly: 1000))
+        #expect(options.s3EndpointURL == "http://192.168.1.10:9000")
+        #expect(options.missingForS3.isEmpty)
+        #expect(options.missingForBackups == ["b2_key_id", "b2_key", "b2_bucket"]) // B2 stays the first destination
+    }
+
+    /// Valid S3 values and what they parse to; everything not named keeps its default.
+    @Test(arguments: [
+        (#"{"s3_endpoint": "", "s3_region": "", "s3_prefix": "", "s3_bucket": " ", "restore_source": ""}"#, AddonOptions()),
+        (#"{"s3_enabled": null, "s3_path_style": null, "s3_part_size_mb": null, "s3_keep_daily": null, "require_all_destinations": null}"#, AddonOptions()),
+        (#"{"s3_enabled": true, "s3_region": "auto", "s3_endpoint": "https://0123abcd.r2.cloudflarestorage.com"}"#,
+         AddonOptions(s3Enabled: true, s3Endpoint: "https://0123abcd.r2.cloudflarestorage.com", s3Region: "auto")),
+        (#"{"s3_enabled": true, "s3_endpoint": "HTTPS://s3.eu-central-003.backblazeb2.com", "s3_region": "eu-central-003"}"#,
+         AddonOptions(s3Enabled: true, s3Endpoint: "HTTPS://s3.eu-central-003.backblazeb2.com", s3Region: "eu-central-003")),
+        (#"{"s3_enabled": true, "s3_endpoint": "http://localhost:9000/minio", "s3_path_style": true}"#,
+         AddonOptions(s3Enabled: true, s3Endpoint: "http://localhost:9000/minio", s3PathStyle: true)),
+        (#"{"s3_enabled": true, "s3_endpoint": "http://[::1]:9000"}"#, AddonOptions(s3Enabled: true, s3Endpoint: "http://[::1]:9000")),
+        (#"{"s3_enabled": true, "s3_prefix": "/"}"#, AddonOptions(s3Enabled: true, s3Prefix: "")),
+        (#"{"s3_enabled": true, "s3_bucket": "Legacy_Bucket.2010"}"#, AddonOptions(s3Enabled: true, s3Bucket: "Legacy_Bucket.2010")),
+        (#"{"s3_part_size_mb": 5}"#, AddonOptions(s3PartSizeMB: 5)),
+        (#"{"s3_part_size_mb": 5000.0}"#, AddonOptions(s3PartSizeMB: 5000)),
+        (#"{"restore_source": " b2 "}"#, AddonOptions(restoreSource: "b2")),
+        (#"{"restore_source": "auto", "require_all_destinations": true}"#, AddonOptions()),
+        (#"{"s3_keep_last": 0, "s3_keep_daily": 0, "s3_keep_weekly": 0, "s3_keep_monthly": 0, "s3_keep_yearly": 0}"#,
+         AddonOptions(s3KeepLast: 0, s3KeepDaily: 0, s3KeepWeekly: 0, s3KeepMonthly: 0, s3KeepYearly: 0)),
+        // Switched off, the S3 values are kept but not checked: a half-filled section never stops the add-on.
+        (#"{"s3_enabled": false, "s3_endpoint": "ftp://nas", "s3_bucket": "a", "s3_prefix": "a//b", "s3_region": "eu west"}"#,
+         AddonOptions(s3Endpoint: "ftp://nas", s3Region: "eu west", s3Bucket: "a", s3Prefix: "a//b")),
+    ])
+    func s3OptionsAreParsed(json: String, expected: AddonOptions) throws {
+        #expect(try parse(json) == expected)
+    }
+
+    /// Each bad S3 value is refused with the option's name and a message that says what is allowed;
+    /// the secret access key never appears in it.
+    @Test(arguments: [
+        (#"{"s3_enabled": "true"}"#, "s3_enabled", "must be a boolean"),
+        (#"{"s3_enabled": 1}"#, "s3_enabled", "must be a boolean"),
+        (#"{"s3_path_style": "yes"}"#, "s3_path_style", "must be a boolean"),
+        (#"{"require_all_destinations": 0}"#, "require_all_destinations", "must be a boolean"),
+        (#"{"s3_endpoint": 9000}"#, "s3_endpoint", "must be a string"),
+        (#"{"s3_enabled": true, "s3_endpoint": "s3.amazonaws.com"}"#, "s3_endpoint", "is not an http(s) URL"),
+        (#"{"s3_enabled": true, "s3_endpoint": "ftp://nas.local"}"#, "s3_endpoint", "'ftp://nas.local' is not an http(s) URL"),
+        (#"{"s3_enabled": true, "s3_endpoint": "https://"}"#, "s3_endpoint", "has no host name"),
+        (#"{"s3_enabled": true, "s3_endpoint": "http:///bucket"}"#, "s3_endpoint", "has no host name"),
+        (#"{"s3_enabled": true, "s3_endpoint": "https://s3.example.com?x=1"}"#, "s3_endpoint", "must not have a query"),
+        (#"{"s3_enabled": true, "s3_endpoint": "https://s3.example.com/#top"}"#, "s3_endpoint", "or fragment"),
+        (#"{"s3_enabled": true, "s3_endpoint": "https://s3 .example.com"}"#, "s3_endpoint", "is not a URL"),
+        (#"{"s3_enabled": true, "s3_endpoint": "https://key:s3cr3t@minio.local:9000"}"#, "s3_endpoint", "must not contain a user name or password"),
+        (#"{"s3_region": ["us-east-1"]}"#, "s3_region", "must be a string"),
+        (#"{"s3_enabled": true, "s3_region": "eu central"}"#, "s3_region", "'eu central' is not a region"),
+        (#"{"s3_enabled": true, "s3_region": "eu-central-1/x"}"#, "s3_region", "is not a region"),
+        (#"{"s3_bucket": true}"#, "s3_bucket", "must be a string"),
+        (#"{"s3_enabled": true, "s3_bucket": "ab"}"#, "s3_bucket", "'ab' is not a valid bucket name"),
+        (#"{"s3_enabled": true, "s3_bucket": "my bucket"}"#, "s3_bucket", "is not a valid bucket name"),
+        (#"{"s3_enabled": true, "s3_bucket": "my/bucket"}"#, "s3_bucket", "is not a valid bucket name"),
+        (#"{"s3_prefix": 1}"#, "s3_prefix", "must be a string"),
+        (#"{"s3_enabled": true, "s3_prefix": "a//b"}"#, "s3_prefix", "must be a folder path"),
+        (#"{"s3_enabled": true, "s3_prefix": "a/../b"}"#, "s3_prefix", "must be a folder path"),
+        (#"{"s3_enabled": true, "s3_prefix": "back\\slash"}"#, "s3_prefix", "must be a folder path"),
+        (#"{"s3_enabled": true, "s3_prefix": "tab\there"}"#, "s3_prefix", "must be a folder path"),
+        ("{\"s3_enabled\": true, \"s3_prefix\": \"\(String(repeating: "a", count: 201))\"}", "s3_prefix", "at most 200 bytes"),
+        (#"{"s3_access_key_id": 12}"#, "s3_access_key_id", "must be a string"),
+        (#"{"s3_enabled": true, "s3_access_key_id": "AKIA EXAMPLE"}"#, "s3_access_key_id", "must not contain spaces"),
+        (#"{"s3_enabled": true, "s3_access_key_id": "AKIA/EXAMPLE"}"#, "s3_access_key_id", "'/'"),
+        (#"{"s3_secret_access_key": 12345678}"#, "s3_secret_access_key", "must be a string"),
+        (#"{"s3_enabled": true, "s3_secret_access_key": "abc s3cr3t"}"#, "s3_secret_access_key", "contains whitespace"),
+        (#"{"s3_enabled": true, "s3_secret_access_key": "abc\ns3cr3t"}"#, "s3_secret_access_key", "contains whitespace"),
+        (#"{"s3_part_size_mb": 4}"#, "s3_part_size_mb", "between 5 and 5000"),
+        (#"{"s3_part_size_mb": 0}"#, "s3_part_size_mb", "between 5 and 5000"),
+        (#"{"s3_part_size_mb": 5001}"#, "s3_part_size_mb", "between 5 and 5000"),
+        (#"{"s3_part_size_mb": 16.5}"#, "s3_part_size_mb", "must be an integer"),
+        (#"{"s3_part_size_mb": "16"}"#, "s3_part_size_mb", "must be an integer"),
+        (#"{"restore_source": "minio"}"#, "restore_source", "'minio' is not one of auto, b2, s3"),
+        (#"{"restore_source": "B2"}"#, "restore_source", "is not one of auto, b2, s3"),
+        (#"{"restore_source": ["b2"]}"#, "restore_source", "must be a string"),
+        (#"{"s3_keep_last": -1}"#, "s3_keep_last", "between 0 and 1000"),
+        (#"{"s3_keep_daily": 1001}"#, "s3_keep_daily", "between 0 and 1000"),
+        (#"{"s3_keep_weekly": 1.5}"#, "s3_keep_weekly", "must be an integer"),
+        (#"{"s3_keep_monthly": "6"}"#, "s3_keep_monthly", "must be an integer"),
+        (#"{"s3_keep_yearly": 1e30}"#, "s3_keep_yearly", "is too large; it must be between 0 and 1000"),
+    ])
+    func invalidS3OptionsAreNamed(json: String, option: String, message: String) {
+        #expect { try parse(json) } throws: { isRefusal($0, option: option, message: message) }
+    }
+
+    @Test func s3EndpointDefaultsToAWSForTheRegion() {
+        #expect(AddonOptions(s3Region: "eu-central-1").s3EndpointURL == "https://s3.eu-central-1.amazonaws.com")
+        #expect(AddonOptions(s3Endpoint: "https://s3.wasabisys.com", s3Region: "eu-central-1").s3EndpointURL == "https://s3.wasabisys.com")
+    }
+
+    /// The keys that must be set while S3 is on, in option order; none while it is off.
+    @Test(arguments: [
+        (AddonOptions(), [String]()),
+        (AddonOptions(s3Bucket: "home-backups"), []),
+        (AddonOptions(s3Enabled: true), ["s3_bucket", "s3_access_key_id", "s3_secret_access_key"]),
+        (AddonOptions(s3Enabled: true, s3Bucket: "home-backups"), ["s3_access_key_id", "s3_secret_access_key"]),
+        (AddonOptions(s3Enabled: true, s3AccessKeyID: "AKIAEXAMPLE"), ["s3_bucket", "s3_secret_access_key"]),
+        (AddonOptions(s3Enabled: true, s3Bucket: "home-backups", s3AccessKeyID: "AKIAEXAMPLE"), ["s3_secret_access_key"]),
+        (AddonOptions(s3Enabled: true, s3Bucket: "home-backups", s3AccessKeyID: "AKIAEXAMPLE", s3SecretAccessKey: "x"), []),
+    ])
+    func missingForS3(options: AddonOptions, missing: [String]) {
+        #expect(options.missingForS3 == missing)
+    }
+
+    /// Missing S3 values are listed, not refused: the add-on starts and its page says what is missing.
+    @Test func missingS3ValuesAreNoParseError() throws {
+        let options = try parse(#"{"s3_enabled": true, "s3_bucket": "", "s3_secret_access_key": "  "}"#)
+        #expect(options.missingForS3 == ["s3_bucket", "s3_access_key_id", "s3_secret_access_key"])
+    }
+
+    @Test func s3RetentionIsOffOnlyWhenEveryS3RuleIsZero() {
+        let off = AddonOptions(s3KeepLast: 0, s3KeepDaily: 0, s3KeepWeekly: 0, s3KeepMonthly: 0, s3KeepYearly: 0)
+        #expect(off.s3RetentionOff && !off.retentionOff)
+        #expect(!AddonOptions(s3KeepLast: 0, s3KeepDaily: 0, s3KeepWeekly: 0, s3KeepMonthly: 0, s3KeepYearly: 1).s3RetentionOff)
+        #expect(!AddonOptions(keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepYearly: 0).s3RetentionOff)
+    }
+
+    /// The secret access key never shows, nor an endpoint with a user name and password in it
+    /// (refused while S3 is on, kept unchecked while it is off).
+    @Test(arguments: [true, false])
+    func s3SecretsNeverShowInDescriptions(enabled: Bool) throws {
+        let options = try parse(#"{"s3_enabled": \#(enabled), "s3_bucket": "home-backups", "s3_access_key_id": "AKIAEXAMPLE", "s3_secret_access_key": "wJalr-s3cr3t-EXAMPLEKEY"}"#)
+        var withUserInfo = options
+        withUserInfo.s3Enabled = false
+        withUserInfo.s3Endpoint = "http://user:s3cr3t@minio.local:9000"
+        for value in [options, withUserInfo] {
+            var dumped = ""
+            dump(value, to: &dumped)
+            for text in ["\(value)", String(reflecting: value), dumped, "\(Mirror(reflecting: value).children.map(\.value))"] {
+                #expect(!text.contains("s3cr3t"))
+                #expect(text.contains("<redacted>"))
+                #expect(text.contains("home-backups") && text.contains("AKIAEXAMPLE"))
+            }
+        }
+        #expect("\(options)".contains("s3SecretAccessKey: <redacted>"))
+        #expect("\(withUserInfo)".contains("s3Endpoint: <redacted>"))
+        #expect("\(AddonOptions(s3Endpoint: "http://192.168.1.10:9000"))".contains(#"s3Endpoint: "http://192.168.1.10:9000""#))
+        #expect("\(AddonOptions())".contains("s3SecretAccessKey: nil"))
+    }
+
     // MARK: config.yaml and translations against the parser
 
     private static let addonDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -321,7 +492,7 @@ import Testing
     /// schema type (a JSON object) is refused with that key's name.
     @Test func everySchemaKeyIsParsed() throws {
         let schema = try ConfigYAML.block("schema", in: Self.addonDirectory)
-        #expect(schema.count >= 41)
+        #expect(schema.count >= 57)
         for (key, _) in schema {
             #expect { try parse(#"{"\#(key)": {"wrong": "type"}}"#) } throws: { error in
                 (error as? ConfigurationError)?.option == key
@@ -346,6 +517,7 @@ import Testing
         #expect(json["schedule_times"] as? [String] == ["03:30"]) // the reader saw the quoted list
         #expect(json["backup_name"] as? String == "B2 {date} {type}")
         #expect(json["keep_daily"] as? Int == 7 && json["local_keep_last"] as? Int == 3 && json["b2_deletion"] as? String == "delete")
+        #expect(json["s3_enabled"] as? Bool == false && json["s3_part_size_mb"] as? Int == 16 && json["restore_source"] as? String == "auto")
     }
 
     /// `postpone_while` in config.yaml has the fields of `PostponeCondition`, `state`, `above` and `below` optional.
