@@ -69,7 +69,7 @@ let package = Package(
             "HTTPServer", "Core", .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Web"], swiftSettings: strict), // Web/ is compiled in via scripts/embed-web-assets
         .target(name: "App", dependencies: [
-            "HTTPServer", "HTTPClient", "Storage", "WebAPI", "B2Client", "Core", "SupervisorClient", "BackupArchive", "Hashing",
+            "HTTPServer", "HTTPClient", "Storage", "WebAPI", "B2Client", "S3Client", "Core", "SupervisorClient", "BackupArchive", "Hashing",
             // Only for the `demo` command, which runs the add-on against them.
             "B2Simulator", "SupervisorSimulator",
             .product(name: "Logging", package: "swift-log"),
@@ -113,7 +113,7 @@ let package = Package(
             "WebAPI", "HTTPServer", "HTTPClient", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "AppTests", dependencies: [
-            "App", "HTTPServer", "HTTPClient", "Storage", "WebAPI", "Core", "B2Client", "B2Simulator", "SupervisorClient",
+            "App", "HTTPServer", "HTTPClient", "Storage", "WebAPI", "Core", "B2Client", "B2Simulator", "S3Client", "SupervisorClient",
             "SupervisorSimulator", "BackupArchive", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

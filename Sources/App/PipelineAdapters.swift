@@ -352,15 +352,18 @@ struct CoreProxyHomeAssistant: HomeAssistant, EntityReader {
 /// The last catalog read from B2, kept in the state database for listings while B2 is unreachable.
 struct StoredCatalogCache: CatalogCache {
     static let key = "catalog_cache"
+    /// The second destination's catalog, kept apart from B2's.
+    static let s3Key = "catalog_cache_s3"
     let store: StateStore
+    var key = Self.key
 
     func cachedCatalog() async -> CatalogSnapshot? {
-        guard let text = try? await store.setting(Self.key) else { return nil }
+        guard let text = try? await store.setting(key) else { return nil }
         return try? B2Catalog.decoder.decode(CatalogSnapshot.self, from: Data(text.utf8))
     }
 
     func cacheCatalog(_ snapshot: CatalogSnapshot) async {
         guard let data = try? B2Catalog.encoder.encode(snapshot) else { return }
-        try? await store.setSetting(Self.key, String(decoding: data, as: UTF8.self))
+        try? await store.setSetting(key, String(decoding: data, as: UTF8.self))
     }
 }

@@ -4,6 +4,7 @@ import Core
 import Foundation
 import HTTPClient
 import Logging
+import S3Client
 import Storage
 import SupervisorClient
 
@@ -25,6 +26,15 @@ extension AddonOptions {
         RetentionSettings(remote: RetentionPolicy(keepLast: keepLast, keepDaily: keepDaily, keepWeekly: keepWeekly, keepMonthly: keepMonthly, keepYearly: keepYearly),
                           local: RetentionPolicy(keepLast: localKeepLast, keepDaily: localKeepDaily, keepWeekly: localKeepWeekly, keepMonthly: localKeepMonthly),
                           manageOtherBackups: manageOtherBackups, keepLocal: keepLocal, timeZone: timeZone)
+    }
+
+    /// The second destination's policy: its own `s3_keep_*`; Home Assistant's copies follow B2's rules only.
+    func s3RetentionSettings(timeZone: TimeZone, title: String) -> RetentionSettings {
+        var settings = RetentionSettings(remote: RetentionPolicy(keepLast: s3KeepLast, keepDaily: s3KeepDaily, keepWeekly: s3KeepWeekly,
+                                                                 keepMonthly: s3KeepMonthly, keepYearly: s3KeepYearly),
+                                         local: RetentionPolicy(), manageOtherBackups: manageOtherBackups, keepLocal: true, timeZone: timeZone)
+        settings.remoteName = title
+        return settings
     }
 
     func reporterSettings(checkInterval: TimeInterval) -> ReporterSettings {
@@ -69,10 +79,23 @@ enum PipelineAssembly {
                                              clock: clock, logger: logger)
         let retention = RetentionService(catalog: catalog, source: source, jobs: jobs, settings: options.retentionSettings(timeZone: timeZone),
                                          clock: clock, cache: StoredCatalogCache(store: store), logger: logger)
-        let checker = B2RestorabilityChecker(store: remote, mode: VerificationMode(rawValue: options.verifyMode) ?? .full, clock: clock, logger: logger)
+        let verifyMode = VerificationMode(rawValue: options.verifyMode) ?? .full
+        let checker = RemoteRestorabilityChecker(store: remote, mode: verifyMode, clock: clock, logger: logger)
+        var secondaries: [SecondaryDestination] = []
+        var missing: [String] = []
+        if options.s3Enabled {
+            if let s3 = s3Destination(options: options, http: http, source: source, jobs: jobs, store: store, timeZone: timeZone, clock: clock,
+                                      verifyMode: verifyMode, scratch: settings.dataDirectory.appendingPathComponent("tmp"), logger: logger) {
+                secondaries.append(s3)
+            } else {
+                // Enabled but not usable: backups refuse (not_configured) rather than quietly skip the copy the user asked for.
+                missing = options.missingForS3.isEmpty ? ["s3_endpoint"] : options.missingForS3
+            }
+        }
         let engine = BackupEngine(source: source, remote: remote, catalog: catalog, store: jobs, observer: nil, clock: clock,
-                                  settings: options.backupSettings(timeZone: timeZone), retention: CatalogRetention(service: retention),
-                                  checker: checker, logger: logger)
+                                  settings: options.backupSettings(timeZone: timeZone), missingOptions: missing,
+                                  retention: CatalogRetention(service: retention, secondaries: secondaries.map(\.retention)),
+                                  checker: checker, secondaries: secondaries, requirement: options.requireAllDestinations ? .all : .any, logger: logger)
         let lastRun = try await jobs.lastBackupStart()
         let scheduler = Scheduler(schedule: options.schedule(timeZone: timeZone), clock: clock, catchUpMissed: options.catchUpMissed,
                                   lastRunStart: lastRun, logger: logger)
@@ -97,8 +120,35 @@ enum PipelineAssembly {
                               entities: CoreProxyHomeAssistant(client: supervisor),
                               store: jobs, remote: remote, clock: clock,
                               scheduleEnabled: options.scheduleEnabled, staleAfter: TimeInterval(options.staleAfterHours) * 3600,
-                              installedAt: installedAt, logger: logger)
+                              installedAt: installedAt, primaryBucket: bucket, restorePreference: options.restoreSource, logger: logger)
         return (pipeline, SetupChecker(b2: b2, store: remote, supervisor: supervisor, options: options))
+    }
+
+    /// The S3-compatible second destination: store, catalog (with its own cache), checker and retention.
+    /// Nil (logged) when the options cannot make a client.
+    static func s3Destination(options: AddonOptions, http: HTTPClient, source: any BackupSource, jobs: any JobStore, store: StateStore, timeZone: TimeZone,
+                              clock: any WallClock, verifyMode: VerificationMode, scratch: URL, logger: Logger) -> SecondaryDestination? {
+        guard options.missingForS3.isEmpty, let bucket = options.s3Bucket, let keyID = options.s3AccessKeyID, let secret = options.s3SecretAccessKey else {
+            logger.error("s3_enabled is on but options are missing; backups will not run until they are set",
+                         metadata: ["missing": "\(options.missingForS3.joined(separator: ","))"])
+            return nil
+        }
+        let client: S3Client
+        do {
+            client = try S3Client(configuration: .init(endpoint: options.s3EndpointURL, region: options.s3Region, bucket: bucket, accessKeyID: keyID,
+                                                       secretAccessKey: secret, addressing: options.s3PathStyle ? .path : .virtualHosted),
+                                  http: http, logger: logger)
+        } catch {
+            logger.error("the S3 options cannot work", metadata: ["error": "\(error)"])
+            return nil
+        }
+        let remote = S3RemoteStore(client: client, prefix: options.s3Prefix, partSize: options.s3PartSizeMB << 20, logger: logger)
+        let catalog = S3Catalog(store: remote, manageOtherBackups: options.manageOtherBackups, scratch: scratch, logger: logger)
+        let retention = RetentionService(catalog: catalog, source: source, jobs: jobs, settings: options.s3RetentionSettings(timeZone: timeZone, title: "S3"),
+                                         clock: clock, cache: StoredCatalogCache(store: store, key: StoredCatalogCache.s3Key), logger: logger)
+        logger.info("second destination ready", metadata: ["s3": "\(client.configuration)"])
+        return SecondaryDestination(id: DestinationID.s3, title: remote.title, bucket: bucket, store: remote, catalog: catalog,
+                                    checker: RemoteRestorabilityChecker(store: remote, mode: verifyMode, clock: clock, logger: logger), retention: retention)
     }
 
     /// Home Assistant's time zone from the Supervisor; else `TZ`; else UTC (logged, since schedules then run in UTC).

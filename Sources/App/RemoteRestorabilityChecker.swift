@@ -6,12 +6,13 @@ import Hashing
 import Logging
 import Synchronization
 
-/// A backup in B2 read as a `ByteSource`: ranges fetched on demand, in chunks. When the reads come in order
-/// (a full check reads every byte once, in order) the bytes are hashed on the way, so the whole-file SHA-1 is
-/// checked without a second pass and without storing the file.
-final class B2ByteSource: ByteSource {
-    let client: B2Client
-    let source: B2Client.DownloadSource
+/// A backup in a remote store (B2 or S3) read as a `ByteSource`: ranges fetched on demand, in chunks. When
+/// the reads come in order (a full check reads every byte once, in order) the bytes are hashed on the way, so
+/// the whole-file SHA-1 is checked without a second pass and without storing the file.
+final class RemoteByteSource: ByteSource {
+    /// Reads one range of the object into memory (a ranged GET).
+    typealias Fetch = @Sendable (ClosedRange<Int64>) async throws -> [UInt8]
+    let fetch: Fetch
     let size: Int64
     /// Bytes per ranged GET: few requests, bounded memory.
     static let chunkSize = 8 << 20
@@ -27,9 +28,8 @@ final class B2ByteSource: ByteSource {
     }
     private let state = Mutex(State())
 
-    init(client: B2Client, source: B2Client.DownloadSource, size: Int64) {
-        self.client = client
-        self.source = source
+    init(size: Int64, fetch: @escaping Fetch) {
+        self.fetch = fetch
         self.size = size
     }
 
@@ -50,8 +50,8 @@ final class B2ByteSource: ByteSource {
                 continue
             }
             let chunkEnd = min(size, position + Int64(Self.chunkSize)) - 1
-            let bytes = try await client.read(source, range: position...chunkEnd)
-            guard !bytes.isEmpty else { throw B2Error.invalidResponse(operation: "b2_download_file", detail: "no bytes at offset \(position)") }
+            let bytes = try await fetch(position...chunkEnd)
+            guard !bytes.isEmpty else { throw PortError(code: "invalid_response", message: "the store sent no bytes at offset \(position)") }
             state.withLock { state in
                 state.fetched += Int64(bytes.count)
                 if state.sequential, position == state.hashedUpTo {
@@ -78,16 +78,35 @@ final class B2ByteSource: ByteSource {
     var bytesFetched: Int64 { state.withLock { $0.fetched } }
 }
 
-/// The restorability check against B2: streams the backup (or only its headers in quick mode) through the
-/// verifier, and in full mode also matches the whole-file SHA-1 with the catalog's.
-struct B2RestorabilityChecker: RestorabilityChecker {
-    let store: B2RemoteStore
+/// The restorability check against a remote store: streams the backup (or only its headers in quick mode)
+/// through the verifier, and in full mode also matches the whole-file SHA-1 with the catalog's.
+struct RemoteRestorabilityChecker: RestorabilityChecker {
+    /// "B2" or "S3", for the problems' words.
+    let storeName: String
     let mode: VerificationMode
     let clock: any WallClock
     let logger: Logger
+    /// How to read ranges of one object, by its full name.
+    let reader: @Sendable (_ fileName: String) -> RemoteByteSource.Fetch
+
+    /// Reads from B2 with ranged downloads by name.
+    init(store: B2RemoteStore, mode: VerificationMode, clock: any WallClock, logger: Logger) {
+        self.init(storeName: "B2", mode: mode, clock: clock, logger: logger) { [client = store.client, bucket = store.bucketName] fileName in
+            { range in try await client.read(.name(bucket: bucket, fileName: fileName), range: range) }
+        }
+    }
+
+    init(storeName: String, mode: VerificationMode, clock: any WallClock, logger: Logger,
+         reader: @escaping @Sendable (_ fileName: String) -> RemoteByteSource.Fetch) {
+        self.storeName = storeName
+        self.mode = mode
+        self.clock = clock
+        self.logger = logger
+        self.reader = reader
+    }
 
     func check(fileName: String, size: Int64, sha1: String?, slug: String?, password: String?) async -> RestorabilityCheck {
-        let source = B2ByteSource(client: store.client, source: .name(bucket: store.bucketName, fileName: fileName), size: size)
+        let source = RemoteByteSource(size: size, fetch: reader(fileName))
         let report = await BackupVerifier.verify(source, mode: mode, expectedSlug: slug, password: password)
         var verdict = report.verdict.rawValue
         var problems = report.problems
@@ -95,14 +114,14 @@ struct B2RestorabilityChecker: RestorabilityChecker {
             if let streamed = source.wholeFileSHA1 {
                 if streamed.lowercased() != sha1.lowercased() {
                     verdict = VerificationReport.Verdict.notRestorable.rawValue
-                    problems.append("the file in B2 has SHA-1 \(streamed), the catalog records \(sha1)")
+                    problems.append("the file in \(storeName) has SHA-1 \(streamed), the catalog records \(sha1)")
                 }
             } else if report.verdict != .notRestorable {
                 problems.append("the whole file could not be hashed in one pass")
                 verdict = VerificationReport.Verdict.notRestorable.rawValue
             }
         }
-        logger.debug("restorability check read", metadata: ["b2.file_name": "\(fileName)", "bytes": "\(source.bytesFetched)"])
+        logger.debug("restorability check read", metadata: ["store": "\(storeName)", "file_name": "\(fileName)", "bytes": "\(source.bytesFetched)"])
         return RestorabilityCheck(at: clock.now(), mode: mode.rawValue, verdict: verdict, problems: problems)
     }
 }

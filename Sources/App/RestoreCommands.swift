@@ -49,7 +49,7 @@ public struct Verify: AsyncParsableCommand {
                 guard let entry = try await catalog.load().snapshot.entry(slug: slug!) else {
                     throw CommandFailure("no backup with slug \(slug!) below \(context.prefix.isEmpty ? "the bucket's root" : context.prefix + "/")")
                 }
-                let checker = B2RestorabilityChecker(store: remote, mode: mode, clock: SystemClock(), logger: context.logger)
+                let checker = RemoteRestorabilityChecker(store: remote, mode: mode, clock: SystemClock(), logger: context.logger)
                 let check = await checker.check(fileName: entry.fileName, size: entry.size, sha1: entry.sha1, slug: entry.slug,
                                                 password: password ?? options.backupPassword)
                 report = VerificationReport(verdict: VerificationReport.Verdict(rawValue: check.verdict) ?? .notRestorable, mode: mode, slug: entry.slug,

@@ -30,6 +30,10 @@ public actor BackupEngine {
     /// Option keys that must be set before a backup can run (credentials, bucket).
     let missingOptions: [String]
     let retention: any RetentionHook
+    /// Destinations besides B2 (an S3-compatible store), copied to after B2's copy is recorded.
+    let secondaries: [SecondaryDestination]
+    /// Whether every destination must hold a verified copy for the run to succeed.
+    let requirement: DestinationRequirement
     let logger: Logger
     /// Seconds between progress reports to the observer.
     let progressInterval: TimeInterval
@@ -41,7 +45,10 @@ public actor BackupEngine {
 
     public init(source: any BackupSource, remote: any RemoteStore, catalog: (any RemoteCatalog)? = nil, store: any JobStore, observer: (any JobObserver)?,
                 clock: any WallClock, settings: BackupSettings, missingOptions: [String] = [], retention: (any RetentionHook)? = nil,
-                checker: (any RestorabilityChecker)? = nil, progressInterval: TimeInterval = 1, logger: Logger) {
+                checker: (any RestorabilityChecker)? = nil, secondaries: [SecondaryDestination] = [], requirement: DestinationRequirement = .all,
+                progressInterval: TimeInterval = 1, logger: Logger) {
+        self.secondaries = secondaries
+        self.requirement = requirement
         self.source = source
         self.remote = remote
         self.catalog = catalog
@@ -64,7 +71,7 @@ public actor BackupEngine {
     /// The running job with live byte counts, or nil when idle.
     public var runningJob: Job? {
         guard var job = current?.job else { return nil }
-        if job.step == .upload || job.step == .pull {
+        if job.step == .upload || job.step == .pull || job.step == .copy {
             let (done, total) = progress.value
             job.bytesDone = done
             job.bytesTotal = max(total, job.bytesTotal)
@@ -214,25 +221,33 @@ public actor BackupEngine {
             job.bytesTotal = local.size
             advance(&job, to: .upload)
         case .upload:
-            try await upload(&job)
-            advance(&job, to: .verify)
-        case .verify:
-            try await verify(job)
-            if let checker, let object = job.remote {
-                // B2 holds the bytes we sent; now prove those bytes are a backup Home Assistant can restore.
-                let check = await checker.check(fileName: object.name, size: object.size, sha1: object.sha1, slug: job.slug, password: settings.password)
-                job.check = check
-                guard check.ok else {
-                    throw JobError(code: check.verdict == "flagged" ? "verify_flagged" : "not_restorable",
-                                   message: "the uploaded backup \(check.verdict == "flagged" ? "is not what it claims" : "cannot be restored"): "
-                                       + check.problems.joined(separator: "; "))
-                }
+            do {
+                try await upload(&job)
+                advance(&job, to: .verify)
+            } catch where tolerated(error) {
+                primaryFailed(&job, error)
             }
-            advance(&job, to: .record)
+        case .verify:
+            do {
+                try await verify(job)
+                if let checker, let object = job.remote {
+                    // B2 holds the bytes we sent; now prove those bytes are a backup Home Assistant can restore.
+                    let check = await checker.check(fileName: object.name, size: object.size, sha1: object.sha1, slug: job.slug, password: settings.password)
+                    job.check = check
+                    try Self.requireRestorable(check, where: nil)
+                }
+                setCopy(&job, DestinationCopy(destination: DestinationID.b2, remote: job.remote, verifiedAt: clock.now(), check: job.check))
+                advance(&job, to: .record)
+            } catch where tolerated(error) {
+                primaryFailed(&job, error)
+            }
         case .record:
             // The run is safe in B2 from here on: the catalog learns of it (a failure there is a warning;
             // the index is rebuilt from the bucket when it lags).
             job.warnings += await retention.record(job)
+            advance(&job, to: .copy)
+        case .copy:
+            try await copyToSecondaries(&job)
             advance(&job, to: .retention)
         case .retention:
             job.warnings += await retention.apply(after: job, source: source)
@@ -283,8 +298,8 @@ public actor BackupEngine {
         }
     }
 
-    private func upload(_ job: inout Job) async throws {
-        guard let local = job.local, let slug = job.slug else { throw JobError(code: "internal", message: "nothing to upload") }
+    /// The metadata every copy carries, so a catalog can be rebuilt from any destination's listing alone.
+    func uploadInfo(_ job: Job, local: LocalCopy, slug: String) -> [String: String] {
         var info = [
             "ha_slug": slug, "ha_name": job.plan.name, "ha_type": job.plan.type.rawValue,
             "ha_protected": job.plan.protected ? "true" : "false", "job_id": job.id,
@@ -300,7 +315,12 @@ public actor BackupEngine {
             for addon in facts.addons where addons.utf8.count + addon.utf8.count < 600 { addons += (addons.isEmpty ? "" : ",") + addon }
             info["ha_addons"] = addons
         }
-        let result = try await remote.upload(path: local.path, name: job.plan.filename, info: info, settings: settings.upload,
+        return info
+    }
+
+    private func upload(_ job: inout Job) async throws {
+        guard let local = job.local, let slug = job.slug else { throw JobError(code: "internal", message: "nothing to upload") }
+        let result = try await remote.upload(path: local.path, name: job.plan.filename, info: uploadInfo(job, local: local, slug: slug), settings: settings.upload,
                                              progress: progressReporter(for: job.id))
         job.remote = result
         job.bytesDone = result.size
@@ -308,7 +328,7 @@ public actor BackupEngine {
     }
 
     private func reportProgress(_ id: String) async {
-        guard let job = runningJob, job.id == id, job.step == .upload || job.step == .pull else { return }
+        guard let job = runningJob, job.id == id, job.step == .upload || job.step == .pull || job.step == .copy else { return }
         await observer?.jobProgressed(job)
     }
 
@@ -392,9 +412,18 @@ public protocol RetentionHook: Sendable {
 /// The add-on's hook: the cloud catalog and the retention policies.
 public struct CatalogRetention: RetentionHook {
     public let service: RetentionService
-    public init(service: RetentionService) { self.service = service }
+    /// The secondary destinations' policies, applied after B2's (their catalogs learn of a run in the copy step).
+    public let secondaries: [RetentionService]
+    public init(service: RetentionService, secondaries: [RetentionService] = []) {
+        self.service = service
+        self.secondaries = secondaries
+    }
     public func record(_ job: Job) async -> [String] { await service.record(job) }
-    public func apply(after job: Job, source: any BackupSource) async -> [String] { await service.afterBackup(job) }
+    public func apply(after job: Job, source: any BackupSource) async -> [String] {
+        var warnings = await service.afterBackup(job)
+        for secondary in secondaries { warnings += await secondary.apply(during: job.id).warnings }
+        return warnings
+    }
 }
 
 /// Without a catalog: removes the Home Assistant backup after upload unless `keep_local` is on.

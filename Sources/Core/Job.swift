@@ -9,7 +9,10 @@ public enum JobState: String, Codable, Sendable, CaseIterable {
 
 /// The pipeline's steps, in order. Each is saved before it starts, so a restart continues from it.
 public enum JobStep: String, Codable, Sendable, CaseIterable, Comparable {
-    case create, locate, upload, verify, record, retention, notify
+    case create, locate, upload, verify, record
+    /// Copies to the second destination (S3-compatible), after B2's copy is recorded.
+    case copy
+    case retention, notify
     /// Restore and pull jobs: download from B2, hand the file to the Supervisor, restore.
     case pull, handover, restore
     case done
@@ -18,7 +21,7 @@ public enum JobStep: String, Codable, Sendable, CaseIterable, Comparable {
     public var state: JobState {
         switch self {
         case .create, .locate: .creating
-        case .upload: .uploading
+        case .upload, .copy: .uploading
         case .verify, .record, .retention, .notify: .verifying
         case .pull, .handover: .downloading
         case .restore: .restoring
@@ -34,6 +37,7 @@ public enum JobStep: String, Codable, Sendable, CaseIterable, Comparable {
         case .upload: "uploading to Backblaze B2"
         case .verify: "verifying the upload"
         case .record: "recording the backup"
+        case .copy: "copying to the second destination"
         case .retention: "applying the retention rules"
         case .notify: "sending notifications"
         case .pull: "downloading the backup from Backblaze B2"
@@ -163,9 +167,13 @@ public struct RestoreSpec: Codable, Sendable, Hashable {
     public var remoteFileName: String?
     public var remoteSHA1: String?
     public var remoteSize: Int64?
+    /// Every destination holding the backup, in the order to try them (`restore_source`); nil in jobs saved
+    /// before destinations existed, which download from B2's `remoteFileName`.
+    public var sources: [RemoteCopyLocation]?
 
     public init(slug: String, partial: Bool, homeassistant: Bool? = nil, addons: [String]? = nil, folders: [String]? = nil,
-                remoteFileName: String? = nil, remoteSHA1: String? = nil, remoteSize: Int64? = nil) {
+                remoteFileName: String? = nil, remoteSHA1: String? = nil, remoteSize: Int64? = nil, sources: [RemoteCopyLocation]? = nil) {
+        self.sources = sources
         self.slug = slug
         self.partial = partial
         self.homeassistant = homeassistant
@@ -204,6 +212,9 @@ public struct Job: Codable, Sendable, Hashable, Identifiable {
     public var restore: RestoreSpec?
     /// Backups: the restorability check of the uploaded file (the verify step).
     public var check: RestorabilityCheck?
+    /// Backups: each destination's copy (B2 and the second destination), as the run left them.
+    /// Absent in runs saved before destinations existed; see `destinationResults`.
+    public var copies: [DestinationCopy]?
 
     public init(id: String, trigger: JobTrigger, plan: BackupPlan, startedAt: Date) {
         self.id = id

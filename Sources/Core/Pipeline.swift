@@ -21,6 +21,8 @@ public struct PipelineStatus: Sendable {
     public var remote: RemoteSummary?
     /// No backup succeeded within `stale_after_hours`.
     public var stale: Bool
+    /// Each destination (B2, and the second one when configured).
+    public var destinations: [DestinationStatus] = []
 }
 
 /// Puts the engine, the scheduler and the Home Assistant reporter together and runs them.
@@ -53,12 +55,23 @@ public final class Pipeline: Sendable {
     let installedAt: Date
     let logger: Logger
     private let remoteSummary = Mutex<RemoteSummary?>(nil)
+    /// B2's bucket, for the destinations' status.
+    let primaryBucket: String
+    /// `restore_source`: `auto`, `b2` or `s3`.
+    let restorePreference: String
+    let destinationSummaries = Mutex<[String: RemoteSummary]>([:])
+    /// Secondary destinations whose last count failed, with the error and when.
+    let unreachableDestinations = Mutex<[String: (error: JobError, at: Date)]>([:])
+    var remoteSummaryValue: RemoteSummary? { remoteSummary.withLock { $0 } }
 
     /// - Parameter installedAt: when the add-on first ran on this install.
     public init(engine: BackupEngine, scheduler: Scheduler, reporter: HomeAssistantReporter?, retention: RetentionService? = nil,
                 checker: (any RestorabilityChecker)? = nil, checkInterval: TimeInterval? = nil, bucket: (any BucketCatalogs)? = nil,
                 criticalOverrides: [String] = [], quietTime: QuietTime? = nil, entities: (any EntityReader)? = nil, store: any JobStore,
-                remote: any RemoteStore, clock: any WallClock, scheduleEnabled: Bool, staleAfter: TimeInterval, installedAt: Date, logger: Logger) async {
+                remote: any RemoteStore, clock: any WallClock, scheduleEnabled: Bool, staleAfter: TimeInterval, installedAt: Date,
+                primaryBucket: String = "", restorePreference: String = "auto", logger: Logger) async {
+        self.primaryBucket = primaryBucket
+        self.restorePreference = restorePreference
         self.engine = engine
         self.scheduler = scheduler
         self.reporter = reporter
@@ -100,7 +113,8 @@ public final class Pipeline: Sendable {
             runningJob: running, lastSuccess: lastSuccess, lastFailure: lastFailure, coverage: coverage, postponed: postponedReason.withLock { $0 },
             nextRun: await scheduler.nextRun, nextTrigger: await scheduler.nextTrigger?.rawValue, scheduleEnabled: scheduleEnabled,
             remote: remoteSummary.withLock { $0 },
-            stale: clock.now().timeIntervalSince(reference) > staleAfter)
+            stale: clock.now().timeIntervalSince(reference) > staleAfter,
+            destinations: await destinationStatuses())
     }
 
     /// Recounts what B2 holds (after each run and at start); failures keep the last count.
@@ -111,6 +125,7 @@ public final class Pipeline: Sendable {
         } catch {
             logger.warning("cannot count the backups in B2", metadata: ["error": "\(error)"])
         }
+        await refreshSecondarySummaries()
     }
 
     /// Continues an interrupted job, then runs the schedule and the reporter until cancelled.
@@ -197,7 +212,8 @@ public final class Pipeline: Sendable {
                 await refreshRemoteSummary()
                 await reporter?.publish()
             }
-            await checkRestorabilityIfDue(retention)
+            if let checker { await checkRestorabilityIfDue(retention, checker: checker) }
+            await maintainSecondaries()
             do { try await clock.sleep(until: clock.now().addingTimeInterval(Self.retentionInterval)) } catch { return }
         }
     }
@@ -205,16 +221,20 @@ public final class Pipeline: Sendable {
     public static let retentionInterval: TimeInterval = 86_400
 
     /// One scheduled restorability check when `verify_days` have passed since the last one.
-    func checkRestorabilityIfDue(_ retention: RetentionService) async {
-        guard let checker, let checkInterval else { return }
+    func checkRestorabilityIfDue(_ retention: RetentionService, checker: any RestorabilityChecker) async {
+        guard let checkInterval else { return }
         if let last = await retention.lastScheduledCheck(), clock.now().timeIntervalSince(last) < checkInterval - 3600 { return }
         _ = await checkRestorability(slug: nil, scheduled: true, retention: retention, checker: checker)
     }
 
-    /// Checks a stored backup now (`slug`, or the one checked longest ago) and tells Home Assistant when it fails.
+    /// Checks a stored backup now (`slug`, or the one checked longest ago) in one destination (B2 unless
+    /// `destination` names the second one) and tells Home Assistant when it fails.
     @discardableResult
-    public func checkRestorability(slug: String?) async -> RestorabilityCheck? {
-        guard let retention, let checker else { return nil }
+    public func checkRestorability(slug: String?, destination: String = DestinationID.b2) async -> RestorabilityCheck? {
+        if let secondary = secondaries.first(where: { $0.id == destination }), let checker = secondary.checker {
+            return await checkRestorability(slug: slug, scheduled: false, retention: secondary.retention, checker: checker)
+        }
+        guard destination == DestinationID.b2, let retention, let checker else { return nil }
         return await checkRestorability(slug: slug, scheduled: false, retention: retention, checker: checker)
     }
 
@@ -260,24 +280,35 @@ public final class Pipeline: Sendable {
     /// up in the catalog (B2) and in Home Assistant's list; already in Home Assistant, nothing is downloaded.
     public func startRestore(slug: String, _ request: RestoreOptions, pullOnly: Bool, prefix: String? = nil) async throws(EngineRefusal) -> Job {
         do { try request.validate() } catch { throw .invalidRequest(error) }
-        let entry: CatalogEntry?
-        do {
-            if let prefix, let bucket {
-                entry = try await bucket.catalog(prefix: prefix).load().snapshot.entry(slug: slug)
-            } else {
-                entry = try await retention?.snapshot().entry(slug: slug)
+        var sources: [RemoteCopyLocation] = []
+        var name: String?
+        var lookupErrors: [PortError] = []
+        if let prefix, let bucket {
+            do {
+                if let entry = try await bucket.catalog(prefix: prefix).load().snapshot.entry(slug: slug) {
+                    sources = [RemoteCopyLocation(destination: DestinationID.b2, fileName: entry.fileName, sha1: entry.sha1, size: entry.size,
+                                                  verified: entry.isVerified)]
+                    name = entry.name
+                }
+            } catch {
+                throw .invalidRequest(JobError(code: error.code, message: "cannot read the catalog in B2: \(error.message)"))
             }
-        } catch {
-            throw .invalidRequest(JobError(code: error.code, message: "cannot read the catalog in B2: \(error.message)"))
+        } else {
+            (sources, name, lookupErrors) = await restoreSources(slug: slug, preference: request.source ?? restorePreference)
         }
         var local: HomeAssistantBackup?
         do { local = try await engine.source.homeAssistantBackups().first { $0.slug == slug } } catch {
             throw .invalidRequest(JobError(code: error.code, message: error.message))
         }
-        guard entry != nil || local != nil else { throw .notFound(slug: slug) }
+        if sources.isEmpty, local == nil, let error = lookupErrors.first {
+            throw .invalidRequest(JobError(code: error.code, message: lookupErrors.map(\.message).joined(separator: "; ")))
+        }
+        guard !sources.isEmpty || local != nil else { throw .notFound(slug: slug) }
+        let primary = sources.first { $0.destination == DestinationID.b2 }
         let spec = RestoreSpec(slug: slug, partial: request.type == "partial", homeassistant: request.homeassistant, addons: request.addons,
-                               folders: request.folders, remoteFileName: entry?.fileName, remoteSHA1: entry?.sha1, remoteSize: entry?.size)
-        return try await engine.startRestore(spec, name: entry?.name ?? local?.name ?? slug, restore: !pullOnly, password: request.password)
+                               folders: request.folders, remoteFileName: primary?.fileName, remoteSHA1: primary?.sha1, remoteSize: primary?.size,
+                               sources: sources)
+        return try await engine.startRestore(spec, name: name ?? local?.name ?? slug, restore: !pullOnly, password: request.password)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// What a caller asks to restore (`POST /api/backups/{slug}/restore`).
 public struct RestoreOptions: Sendable, Hashable, Codable {
@@ -9,8 +10,12 @@ public struct RestoreOptions: Sendable, Hashable, Codable {
     public var homeassistant: Bool?
     public var addons: [String]?
     public var folders: [String]?
+    /// Where to download from first: `auto`, `b2` or `s3`; nil for the `restore_source` option.
+    public var source: String?
 
-    public init(type: String = "full", password: String? = nil, homeassistant: Bool? = nil, addons: [String]? = nil, folders: [String]? = nil) {
+    public init(type: String = "full", password: String? = nil, homeassistant: Bool? = nil, addons: [String]? = nil, folders: [String]? = nil,
+                source: String? = nil) {
+        self.source = source
         self.type = type
         self.password = password
         self.homeassistant = homeassistant
@@ -18,7 +23,7 @@ public struct RestoreOptions: Sendable, Hashable, Codable {
         self.folders = folders
     }
 
-    enum CodingKeys: String, CodingKey { case type, password, homeassistant, addons, folders }
+    enum CodingKeys: String, CodingKey { case type, password, homeassistant, addons, folders, source }
 
     /// Every field optional; `type` defaults to full.
     public init(from decoder: any Decoder) throws {
@@ -28,9 +33,13 @@ public struct RestoreOptions: Sendable, Hashable, Codable {
         homeassistant = try container.decodeIfPresent(Bool.self, forKey: .homeassistant)
         addons = try container.decodeIfPresent([String].self, forKey: .addons)
         folders = try container.decodeIfPresent([String].self, forKey: .folders)
+        source = try container.decodeIfPresent(String.self, forKey: .source)
     }
 
     public func validate() throws(JobError) {
+        if let source, !["auto", DestinationID.b2, DestinationID.s3].contains(source) {
+            throw JobError(code: "invalid_request", message: "'source' is auto, b2 or s3")
+        }
         guard type == "full" || type == "partial" else { throw JobError(code: "invalid_request", message: "'type' is full or partial") }
         if type == "full", homeassistant != nil || addons != nil || folders != nil {
             throw JobError(code: "invalid_request", message: "a full restore takes no 'homeassistant', 'addons' or 'folders'; use type partial")
@@ -53,7 +62,7 @@ extension BackupEngine {
     public func startRestore(_ spec: RestoreSpec, name: String, restore: Bool, password: String?, trigger: JobTrigger = .manual)
         async throws(EngineRefusal) -> Job {
         try refuseWhileRunning()
-        guard catalog != nil || spec.remoteFileName == nil else {
+        guard catalog != nil || (spec.remoteFileName == nil && (spec.sources ?? []).isEmpty) else {
             throw .notConfigured(missing: ["b2_key_id", "b2_key", "b2_bucket"])
         }
         let plan = BackupPlan(name: name, filename: spec.remoteFileName.map { String($0.split(separator: "/").last ?? Substring($0)) } ?? "\(spec.slug).tar",
@@ -78,10 +87,7 @@ extension BackupEngine {
                 advance(&job, to: job.kind == .restore ? .restore : .done) // already in Home Assistant: nothing to move
                 return
             }
-            guard let catalog, let fileName = spec.remoteFileName else {
-                throw JobError(code: "not_found", message: "backup \(spec.slug) is neither in Home Assistant nor in B2")
-            }
-            let local = try await catalog.download(fileName: fileName, sha1: spec.remoteSHA1, size: spec.remoteSize, progress: progressReporter(for: job.id))
+            let local = try await download(spec, job: &job)
             job.local = local
             job.bytesDone = local.size
             job.bytesTotal = local.size
@@ -111,5 +117,39 @@ extension BackupEngine {
         default:
             throw JobError(code: "internal", message: "step \(job.step.rawValue) is not a restore step")
         }
+    }
+
+    /// Downloads from the first destination that delivers a whole, SHA-1-checked copy, in the order the
+    /// request chose; a destination that is down or holds a damaged copy hands over to the next.
+    private func download(_ spec: RestoreSpec, job: inout Job) async throws -> LocalCopy {
+        let legacy = spec.remoteFileName.map {
+            [RemoteCopyLocation(destination: DestinationID.b2, fileName: $0, sha1: spec.remoteSHA1, size: spec.remoteSize, verified: true)]
+        }
+        let sources = spec.sources ?? legacy ?? []
+        guard !sources.isEmpty else {
+            throw JobError(code: "not_found", message: "backup \(spec.slug) is neither in Home Assistant nor in a backup destination")
+        }
+        var failures: [(code: String, message: String)] = []
+        for source in sources {
+            guard let catalog = catalog(of: source.destination) else {
+                failures.append(("not_configured", "\(title(of: source.destination)) is not configured"))
+                continue
+            }
+            do {
+                let local = try await catalog.download(fileName: source.fileName, sha1: source.sha1, size: source.size, progress: progressReporter(for: job.id))
+                if !failures.isEmpty || sources.count > 1 {
+                    job.warnings.append("downloaded from \(title(of: source.destination))"
+                                        + (failures.isEmpty ? "" : " because " + failures.map(\.message).joined(separator: "; ")))
+                }
+                return local
+            } catch {
+                if Task.isCancelled { throw CancellationError() }
+                failures.append((error.code, "\(title(of: source.destination)): \(error.message)"))
+                logger.warning("download failed; trying the next destination", metadata: ["job.id": "\(job.id)", "destination": "\(source.destination)",
+                                                                                          "error": "\(error.message)"])
+            }
+        }
+        throw JobError(code: failures.last?.code ?? "not_found",
+                       message: "no destination could deliver backup \(spec.slug): " + failures.map(\.message).joined(separator: "; "))
     }
 }

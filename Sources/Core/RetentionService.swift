@@ -11,6 +11,8 @@ public struct RetentionSettings: Sendable, Hashable {
     public var keepLocal: Bool
     /// Buckets (days, weeks, …) are taken in Home Assistant's time zone.
     public var timeZone: TimeZone
+    /// The remote store's name in messages ("B2", or the second destination's title).
+    public var remoteName = "B2"
 
     public init(remote: RetentionPolicy, local: RetentionPolicy, manageOtherBackups: Bool = false, keepLocal: Bool = true, timeZone: TimeZone = .gmt) {
         self.remote = remote
@@ -24,6 +26,8 @@ public struct RetentionSettings: Sendable, Hashable {
 /// Where a backup is.
 public enum BackupLocation: String, Sendable, Hashable, Codable, CaseIterable {
     case b2, local, all
+    /// The second destination (S3-compatible).
+    case s3
 }
 
 /// One entry of the retention preview (`GET /api/retention/preview`).
@@ -66,6 +70,9 @@ public struct ListedBackup: Sendable, Hashable {
     public var remoteKeep: Bool?
     public var localKeep: Bool?
     public var reasons: [String]
+    /// Copies in the secondary destinations, by destination id, and what their policies would do.
+    public var copies: [String: CatalogEntry] = [:]
+    public var copyKeep: [String: Bool] = [:]
 
     public init(slug: String, name: String, date: Date, type: String, protected: Bool, pinned: Bool, remote: CatalogEntry?, local: HomeAssistantBackup?,
                 remoteKeep: Bool?, localKeep: Bool?, reasons: [String]) {
@@ -90,7 +97,7 @@ public struct RetentionRefusal: Error, Sendable, Hashable, CustomStringConvertib
     public var message: String
     public var description: String { message }
 
-    init(code: String, message: String) {
+    public init(code: String, message: String) {
         self.code = code
         self.message = message
     }
@@ -196,7 +203,7 @@ public actor RetentionService {
             await remember(snapshot)
             return []
         } catch {
-            return ["the backup is in B2 but the catalog index could not be updated (it is rebuilt at the next listing): \(error.message)"]
+            return ["the backup is in \(settings.remoteName) but the catalog index could not be updated (it is rebuilt at the next listing): \(error.message)"]
         }
     }
 
@@ -276,9 +283,9 @@ public actor RetentionService {
                 try await catalog.delete(backup)
                 remaining.backups.removeAll { $0.fileID == backup.fileID }
                 report.deletedFromB2.append(backup.slug)
-                logger.info("retention: deleted from B2", metadata: ["backup.slug": "\(backup.slug)", "b2.file_name": "\(backup.fileName)"])
+                logger.info("retention: deleted from the remote store", metadata: ["backup.slug": "\(backup.slug)", "remote": "\(settings.remoteName)", "file_name": "\(backup.fileName)"])
             } catch {
-                report.warnings.append("could not delete \(backup.name) from B2: \(error.message)")
+                report.warnings.append("could not delete \(backup.name) from \(settings.remoteName): \(error.message)")
             }
         }
         report.locked = plan.b2.filter { $0.keep && $0.reasons.contains { $0.hasPrefix("locked until") } && $0.reasons.count == 1 }
@@ -349,7 +356,7 @@ public actor RetentionService {
             var fallback = cached
             if fallback == nil { fallback = await cache?.cachedCatalog() }
             guard let fallback else { throw error }
-            logger.warning("B2 cannot be reached; listing the last known catalog", metadata: ["error": "\(error)"])
+            logger.warning("the remote store cannot be reached; listing the last known catalog", metadata: ["remote": "\(settings.remoteName)", "error": "\(error)"])
             snapshot = fallback
         }
         var ours = Set(snapshot.backups.filter(\.madeByAddon).map(\.slug))
@@ -394,15 +401,16 @@ public actor RetentionService {
         await beginChange()
         defer { endChange() }
         do {
+            guard location != .s3 else { throw RetentionRefusal(code: "internal", message: "a destination's own service deletes its copies as location b2") }
             var snapshot = try await self.snapshot()
             let homeBackups = try await source.homeAssistantBackups()
             let remote = location == .local ? nil : snapshot.entry(slug: slug)
             let local = location == .b2 ? nil : homeBackups.first { $0.slug == slug }
             guard remote != nil || local != nil else {
-                throw RetentionRefusal(code: "not_found", message: "no backup with slug '\(slug)' in \(location == .all ? "B2 or Home Assistant" : location == .b2 ? "B2" : "Home Assistant")")
+                throw RetentionRefusal(code: "not_found", message: "no backup with slug '\(slug)' in \(location == .all ? "\(settings.remoteName) or Home Assistant" : location == .local ? "Home Assistant" : settings.remoteName)")
             }
             if let lockedUntil = remote?.lockedUntil, lockedUntil > clock.now() {
-                throw RetentionRefusal(code: "locked", message: "B2 Object Lock keeps this backup until \(ISO8601.string(lockedUntil))")
+                throw RetentionRefusal(code: "locked", message: "\(settings.remoteName) Object Lock keeps this backup until \(ISO8601.string(lockedUntil))")
             }
             if !force {
                 if snapshot.pins.contains(slug) {
@@ -410,10 +418,10 @@ public actor RetentionService {
                 }
                 let newestVerified = snapshot.backups.filter(\.isVerified).max { $0.facts.date < $1.facts.date }
                 if remote != nil, newestVerified?.slug == slug {
-                    throw RetentionRefusal(code: "newest_verified", message: "this is the newest verified backup in B2; pass force=true to delete it anyway")
+                    throw RetentionRefusal(code: "newest_verified", message: "this is the newest verified backup in \(settings.remoteName); pass force=true to delete it anyway")
                 }
                 if local != nil, location == .local, snapshot.entry(slug: slug)?.isVerified != true {
-                    throw RetentionRefusal(code: "no_verified_copy", message: "this backup has no verified copy in B2; pass force=true to delete it anyway")
+                    throw RetentionRefusal(code: "no_verified_copy", message: "this backup has no verified copy in \(settings.remoteName); pass force=true to delete it anyway")
                 }
             }
             if let remote {

@@ -39,6 +39,14 @@ public struct S3Part: Sendable, Hashable {
 public struct S3Upload: Sendable, Hashable {
     public var key: String
     public var uploadID: String
+    /// When it was created (`Initiated`); nil when the store sent no date we could read.
+    public var initiated: Date?
+
+    public init(key: String, uploadID: String, initiated: Date? = nil) {
+        self.key = key
+        self.uploadID = uploadID
+        self.initiated = initiated
+    }
 }
 
 /// One page of ListObjectsV2.
@@ -134,17 +142,43 @@ public final class S3Client: Sendable {
     // MARK: Objects
 
     /// PutObject, streaming `file` from disk (unsigned payload). Returns the ETag.
+    ///
+    /// The payload is not signed (that would mean reading it twice more), so `Content-MD5` is what lets S3
+    /// refuse bytes that changed on the way (`BadDigest`). `contentMD5` is the range's binary MD5 when the
+    /// caller has it already; otherwise it is computed here, in one extra read of the range.
     @discardableResult
-    public func putObject(key: String, file: FileRange, metadata: [String: String] = [:], contentType: String = "application/octet-stream") async throws(S3Error) -> String {
-        let response = try await perform("PutObject", Request(method: "PUT", key: key, headers: metaHeaders(metadata) + [("Content-Type", contentType)], file: file))
+    public func putObject(key: String, file: FileRange, metadata: [String: String] = [:], contentType: String = "application/octet-stream",
+                          contentMD5: [UInt8]? = nil, maxBytesPerSecond: Int64? = nil,
+                          progress: (@Sendable (TransferProgress) -> Bool)? = nil) async throws(S3Error) -> String {
+        let md5 = try await md5(of: file, given: contentMD5)
+        let headers = metaHeaders(metadata) + [("Content-Type", contentType), ("Content-MD5", Self.base64(md5))]
+        let response = try await perform("PutObject", Request(method: "PUT", key: key, headers: headers, file: file,
+                                                              maxSendBytesPerSecond: maxBytesPerSecond, progress: progress))
         return response.header("ETag") ?? ""
     }
 
-    /// PutObject from memory (signed payload). Returns the ETag.
+    /// PutObject from memory (signed payload, and `Content-MD5`). Returns the ETag.
     @discardableResult
     public func putObject(key: String, bytes: [UInt8], metadata: [String: String] = [:], contentType: String = "application/octet-stream") async throws(S3Error) -> String {
-        let response = try await perform("PutObject", Request(method: "PUT", key: key, headers: metaHeaders(metadata) + [("Content-Type", contentType)], body: bytes))
+        let digest = StreamingDigest(.md5)
+        digest.update(bytes)
+        let headers = metaHeaders(metadata) + [("Content-Type", contentType), ("Content-MD5", Self.base64(digest.finalize()))]
+        let response = try await perform("PutObject", Request(method: "PUT", key: key, headers: headers, body: bytes))
         return response.header("ETag") ?? ""
+    }
+
+    /// A ranged GetObject into memory (inclusive byte positions), for reading an object piece by piece,
+    /// e.g. a restorability check in 8 MiB chunks. A range running past the end gives the bytes up to it.
+    public func readObject(key: String, range: ClosedRange<Int64>) async throws(S3Error) -> [UInt8] {
+        let response = try await perform("GetObject", Request(method: "GET", key: key, headers: [("Range", "bytes=\(range.lowerBound)-\(range.upperBound)")]))
+        // A store that ignores Range answers 200 with the whole object: never hand that back as the range.
+        guard response.status == 206 || (range.lowerBound == 0 && Int64(response.body.count) <= Int64(range.count)) else {
+            throw .invalidResponse(operation: "GetObject", detail: "asked for bytes \(range.lowerBound)-\(range.upperBound), got status \(response.status) with \(response.body.count) bytes")
+        }
+        guard Int64(response.body.count) <= Int64(range.count) else {
+            throw .invalidResponse(operation: "GetObject", detail: "asked for \(range.count) bytes, got \(response.body.count)")
+        }
+        return response.body
     }
 
     /// GetObject into `file`, optionally only `range` (inclusive byte positions). Returns the bytes written.
@@ -205,9 +239,15 @@ public final class S3Client: Sendable {
     }
 
     /// UploadPart, streaming `file` (S3's minimum is 5 MiB for every part but the last). Returns the ETag.
-    public func uploadPart(key: String, uploadID: String, partNumber: Int, file: FileRange) async throws(S3Error) -> String {
+    ///
+    /// Sends `Content-MD5` (see `putObject(key:file:)`): `contentMD5` if given, else computed from the range.
+    /// `progress` sees the bytes sent; returning false aborts the transfer.
+    public func uploadPart(key: String, uploadID: String, partNumber: Int, file: FileRange, contentMD5: [UInt8]? = nil,
+                           maxBytesPerSecond: Int64? = nil, progress: (@Sendable (TransferProgress) -> Bool)? = nil) async throws(S3Error) -> String {
+        let md5 = try await md5(of: file, given: contentMD5)
         let response = try await perform("UploadPart", Request(method: "PUT", key: key, query: [("partNumber", "\(partNumber)"), ("uploadId", uploadID)],
-                                                               headers: [("Content-Type", "application/octet-stream")], file: file))
+                                                               headers: [("Content-Type", "application/octet-stream"), ("Content-MD5", Self.base64(md5))], file: file,
+                                                               maxSendBytesPerSecond: maxBytesPerSecond, progress: progress))
         guard let etag = response.header("ETag") else { throw .invalidResponse(operation: "UploadPart", detail: "no ETag") }
         return etag
     }
@@ -243,12 +283,38 @@ public final class S3Client: Sendable {
         _ = try await perform("AbortMultipartUpload", Request(method: "DELETE", key: key, query: [("uploadId", uploadID)]))
     }
 
-    /// Uploads in progress under `prefix` (first page, up to 1000): what an interrupted run left behind.
-    public func listMultipartUploads(prefix: String = "") async throws(S3Error) -> [S3Upload] {
-        var query: [(name: String, value: String)] = [("uploads", "")]
-        if !prefix.isEmpty { query.append(("prefix", prefix)) }
-        let root = try await document("ListMultipartUploads", Request(method: "GET", query: query))
-        return root.all("Upload").map { S3Upload(key: $0.value("Key") ?? "", uploadID: $0.value("UploadId") ?? "") }
+    /// Every upload in progress under `prefix` (all pages): what an interrupted run left behind.
+    public func listMultipartUploads(prefix: String = "", pageSize: Int = 1000) async throws(S3Error) -> [S3Upload] {
+        var uploads: [S3Upload] = []
+        var markers: (key: String, uploadID: String)?
+        while true {
+            var query: [(name: String, value: String)] = [("uploads", ""), ("max-uploads", "\(pageSize)")]
+            if !prefix.isEmpty { query.append(("prefix", prefix)) }
+            if let markers {
+                query.append(("key-marker", markers.key))
+                if !markers.uploadID.isEmpty { query.append(("upload-id-marker", markers.uploadID)) }
+            }
+            let root = try await document("ListMultipartUploads", Request(method: "GET", query: query))
+            uploads += root.all("Upload").map {
+                S3Upload(key: $0.value("Key") ?? "", uploadID: $0.value("UploadId") ?? "", initiated: $0.value("Initiated").flatMap(Self.parseTimestamp))
+            }
+            guard root.value("IsTruncated") == "true", let nextKey = root.value("NextKeyMarker"), !nextKey.isEmpty else { return uploads }
+            let next = (key: nextKey, uploadID: root.value("NextUploadIdMarker") ?? "")
+            // A store that repeats its markers would loop forever; stop at what we have instead.
+            guard markers.map({ $0 != next }) ?? true else {
+                throw .invalidResponse(operation: "ListMultipartUploads", detail: "the next page's markers repeat (\(next.key), \(next.uploadID))")
+            }
+            markers = next
+        }
+    }
+
+    /// S3's timestamps: ISO 8601 in UTC, with or without milliseconds.
+    static func parseTimestamp(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
     }
 
     // MARK: Requests
@@ -262,6 +328,18 @@ public final class S3Client: Sendable {
         var body: [UInt8]?
         var file: FileRange?
         var responseFile: ResponseFile?
+        var maxSendBytesPerSecond: Int64?
+        var progress: (@Sendable (TransferProgress) -> Bool)?
+    }
+
+    static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+
+    /// The binary MD5 of a file range: `given` when the caller has it, else read from disk off the cooperative pool.
+    private func md5(of file: FileRange, given: [UInt8]?) async throws(S3Error) -> [UInt8] {
+        if let given { return given }
+        return try await onFileThread { () throws(S3Error) -> [UInt8] in
+            try FileDigests.read(path: file.path, ranges: [(file.offset, file.length)], sha1: false).partMD5s[0]
+        }
     }
 
     private func metaHeaders(_ metadata: [String: String]) -> [(String, String)] {
@@ -283,7 +361,7 @@ public final class S3Client: Sendable {
     }
 
     /// Sends with retries on transient failures; returns the 2xx answer or throws the last error.
-    private func perform(_ operation: String, _ request: Request) async throws(S3Error) -> HTTPClientResponse {
+    func perform(_ operation: String, _ request: Request) async throws(S3Error) -> HTTPClientResponse {
         var attempt = 1
         while true {
             let error: S3Error
@@ -333,6 +411,8 @@ public final class S3Client: Sendable {
                                      timeout: request.file != nil || request.responseFile != nil ? nil : .seconds(120))
         http.bodyFile = request.file
         http.responseFile = request.responseFile
+        http.maxSendBytesPerSecond = request.maxSendBytesPerSecond
+        http.progress = request.progress
         logger.debug("S3 request", metadata: ["operation": "\(operation)", "method": "\(request.method)", "key": "\(request.key ?? "")"])
         let response: HTTPClientResponse
         do {

@@ -12,6 +12,10 @@ public enum S3Error: Error, Sendable, CustomStringConvertible {
     case invalidConfiguration(String)
     /// Retries ran out; the last error is kept.
     case retriesExhausted(operation: String, attempts: Int, last: String)
+    /// What S3 stored, or what was downloaded, is not what was sent: the size, ETag or SHA-1 differs.
+    case integrity(operation: String, detail: String)
+    /// A local file could not be read or written (the file to upload, the download target).
+    case localFile(path: String, detail: String)
 
     public var status: Int? { if case .service(_, _, let status, _, _) = self { status } else { nil } }
     public var code: String? { if case .service(_, _, _, let code, _) = self { code } else { nil } }
@@ -35,6 +39,8 @@ public enum S3Error: Error, Sendable, CustomStringConvertible {
         case .invalidResponse(let operation, let detail): "S3 \(operation): unexpected answer: \(detail)"
         case .invalidConfiguration(let detail): "S3 configuration: \(detail)"
         case .retriesExhausted(let operation, let attempts, let last): "S3 \(operation) failed after \(attempts) attempts; last error: \(last)"
+        case .integrity(let operation, let detail): "S3 \(operation): integrity check failed: \(detail)"
+        case .localFile(let path, let detail): "S3 transfer: local file \(path): \(detail)"
         }
     }
 

@@ -77,14 +77,24 @@ struct LiveRoutes: Sendable {
                 throw HTTPError(.serviceUnavailable, code: "not_configured", message: "backups are not set up yet")
             }
             let slug = request.pathParameters["slug"] ?? ""
+            // `?destination=s3` checks the second destination's copy; B2's by default.
+            let destination = request.query("destination") ?? DestinationID.b2
+            let service: RetentionService
+            if destination == DestinationID.b2 {
+                service = retention
+            } else if let secondary = pipeline.secondaries.first(where: { $0.id == destination }) {
+                service = secondary.retention
+            } else {
+                throw HTTPError(.badRequest, code: "invalid_request", message: "'destination' is b2" + (pipeline.secondaries.isEmpty ? "" : " or s3"))
+            }
             let known: Bool
-            do throws(PortError) { known = try await retention.snapshot().entry(slug: slug) != nil } catch {
+            do throws(PortError) { known = try await service.snapshot().entry(slug: slug) != nil } catch {
                 throw HTTPError(HTTPStatus(502, "Bad Gateway"), code: error.code, message: error.message)
             }
-            guard known else { throw HTTPError(.notFound, code: "not_found", message: "no backup with slug '\(slug)' in B2") }
+            guard known else { throw HTTPError(.notFound, code: "not_found", message: "no backup with slug '\(slug)' in \(destination == DestinationID.b2 ? "B2" : "S3")") }
             // Long: the whole backup may be read back. The result lands in the catalog (GET /api/backups,
             // last_check) and, when it fails, in the failure notification and `b2_backup_verify_failed`.
-            Task { await pipeline.checkRestorability(slug: slug) }
+            Task { await pipeline.checkRestorability(slug: slug, destination: destination) }
             struct Body: Encodable { let slug: String; let status: String }
             return try .json(Body(slug: slug, status: "started"), status: .accepted)
         }

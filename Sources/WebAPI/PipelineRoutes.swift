@@ -19,6 +19,15 @@ struct JobBody: Encodable {
     struct Backup: Encodable { let slug: Nullable<String>; let name: String }
     struct Failure: Encodable { let code: String; let message: String; let step: Nullable<String> }
     struct Remote: Encodable { let name: String; let file_id: String; let size: Int64; let sha1: String; let parts: Int }
+    struct Copy: Encodable {
+        struct Problem: Encodable { let code: String; let message: String }
+        let id: String
+        let state: String
+        let file_name: Nullable<String>
+        let size: Nullable<Int64>
+        let verified_at: Nullable<String>
+        let error: Nullable<Problem>
+    }
 
     let id: String
     let kind: String
@@ -34,6 +43,8 @@ struct JobBody: Encodable {
     let remote: Nullable<Remote>
     let error: Nullable<Failure>
     let warnings: [String]
+    /// Each destination's copy (backups only; B2 first).
+    let destinations: [Copy]
 
     init(_ job: Job) {
         id = job.id
@@ -50,6 +61,12 @@ struct JobBody: Encodable {
         remote = Nullable(job.remote.map { Remote(name: $0.name, file_id: $0.fileID, size: $0.size, sha1: $0.sha1, parts: $0.parts) })
         error = Nullable(job.error.map { Failure(code: $0.code, message: $0.message, step: Nullable($0.step?.rawValue)) })
         warnings = job.warnings
+        let ids = [DestinationID.b2] + (job.copies ?? []).map(\.destination).filter { $0 != DestinationID.b2 }
+        destinations = job.destinationResults(destinations: ids).map { copy in
+            Copy(id: copy.destination, state: copy.state, file_name: Nullable(copy.remote?.name), size: Nullable(copy.remote?.size),
+                 verified_at: Nullable(copy.verifiedAt.map(ISO8601.string)),
+                 error: Nullable(copy.error.map { Copy.Problem(code: $0.code, message: $0.message) }))
+        }
     }
 }
 
@@ -70,6 +87,33 @@ struct PipelineStatusBody: Encodable {
     let b2: Nullable<Remote>
     let coverage: Nullable<CoverageBody>
     let postponed: Nullable<String>
+    let destinations: [Destination]
+
+    struct Destination: Encodable {
+        struct Verified: Encodable { let slug: String; let name: String; let at: String }
+        struct Problem: Encodable { let code: String; let message: String; let at: Nullable<String> }
+        let id: String
+        let name: String
+        let bucket: String
+        let required: Bool
+        let state: String
+        let backups: Nullable<Int>
+        let bytes: Nullable<Int64>
+        let last_verified: Nullable<Verified>
+        let last_error: Nullable<Problem>
+
+        init(_ status: DestinationStatus) {
+            id = status.id
+            name = status.title
+            bucket = status.bucket
+            required = status.required
+            state = status.state
+            backups = Nullable(status.summary?.backups)
+            bytes = Nullable(status.summary?.bytes)
+            last_verified = Nullable(status.lastVerified.map { Verified(slug: $0.slug, name: $0.name, at: ISO8601.string($0.at)) })
+            last_error = Nullable(status.lastError.map { Problem(code: $0.code, message: $0.message, at: Nullable(status.lastErrorAt.map(ISO8601.string))) })
+        }
+    }
 
     struct CoverageBody: Encodable {
         struct Component: Encodable { let slug: String; let name: String; let included: Bool }
@@ -97,6 +141,7 @@ struct PipelineStatusBody: Encodable {
                          components: coverage.components.map { .init(slug: $0.slug, name: $0.name, included: $0.included) }, notes: coverage.notes)
         })
         postponed = Nullable(status.postponed)
+        destinations = status.destinations.map(Destination.init)
     }
 }
 
@@ -177,13 +222,13 @@ struct PipelineRoutes: Sendable {
                          shape: "'type' is full or partial, 'exclude_addons' and 'exclude_folders' are lists of strings, 'exclude_database' is true or false")
     }
 
-    static let restoreFields: Set<String> = ["type", "password", "homeassistant", "addons", "folders"]
+    static let restoreFields: Set<String> = ["type", "password", "homeassistant", "addons", "folders", "source"]
 
     /// A restore's body (empty for a pull or a full restore); unknown fields are refused.
     static func restoreOptions(_ bytes: [UInt8], pullOnly: Bool) throws(HTTPError) -> RestoreOptions {
         if pullOnly, !isBlank(bytes) { throw HTTPError(.badRequest, code: "invalid_request", message: "a pull takes no body") }
         return try strictDecode(bytes, fields: restoreFields, empty: RestoreOptions(),
-                                shape: "'type' is full or partial, 'password' a string, 'homeassistant' true or false, 'addons' and 'folders' lists of strings")
+                                shape: "'type' is full or partial, 'password' a string, 'homeassistant' true or false, 'addons' and 'folders' lists of strings, 'source' auto, b2 or s3")
     }
 
     static func isBlank(_ bytes: [UInt8]) -> Bool { bytes.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 } }

@@ -111,7 +111,7 @@ public struct WebApp: Sendable {
             Array(try JSONCoding.encoder.encode(StatusBody(version: version, setup: setup, pipeline: await pipeline?.status())))
         }, keepAliveInterval: keepAliveInterval).register(&router)
         PipelineRoutes(pipeline: pipeline, access: access, missingOptions: setup.missing_options).register(&router)
-        CatalogRoutes(retention: pipeline?.retention, pipeline: pipeline, access: access, missingOptions: setup.missing_options).register(&router)
+        CatalogRoutes(pipeline: pipeline, access: access, missingOptions: setup.missing_options).register(&router)
         return router
     }
 

@@ -8,49 +8,36 @@ import Testing
 @Suite(.enabled(if: MotoServer.executable != nil, "moto_server is not installed; run scripts/install-deps (pip install 'moto[server]')"),
        .motoServer)
 struct S3ClientTests {
-    private var server: MotoServer { MotoTrait.server! }
+    var server: MotoServer { MotoTrait.server! }
 
     /// A fresh bucket and a client for it.
-    private func bucket(_ name: String) async throws -> S3Client {
+    func bucket(_ name: String) async throws -> S3Client {
         let client = try server.client(bucket: name)
         try await client.createBucket()
         return client
     }
 
-    private func temporaryFile(_ bytes: [UInt8]) throws -> String {
-        let path = NSTemporaryDirectory() + "s3-\(UUID().uuidString)"
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        return path
-    }
-
-    private func read(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
-
-    private func randomBytes(_ count: Int) -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
-    }
-
     @Test func putGetRoundTripAndRange() async throws {
         let client = try await bucket("round-trip")
-        let data = randomBytes(300_001)
-        let source = try temporaryFile(data)
+        let data = TestFiles.random(300_001)
+        let source = try TestFiles.write(data)
         let etag = try await client.putObject(key: "backups/2026-11-30 nightly.tar", file: FileRange(path: source, length: Int64(data.count)))
         #expect(!etag.isEmpty)
         let target = NSTemporaryDirectory() + "s3-get-\(UUID().uuidString)"
         let written = try await client.getObject(key: "backups/2026-11-30 nightly.tar", to: ResponseFile(path: target))
         #expect(written == Int64(data.count))
-        #expect(try read(target) == data)
+        #expect(try TestFiles.read(target) == data)
         let part = NSTemporaryDirectory() + "s3-range-\(UUID().uuidString)"
         try await client.getObject(key: "backups/2026-11-30 nightly.tar", range: 1000...1999, to: ResponseFile(path: part))
-        #expect(try read(part) == Array(data[1000...1999]))
+        #expect(try TestFiles.read(part) == Array(data[1000...1999]))
         for path in [source, target, part] { try? FileManager.default.removeItem(atPath: path) }
     }
 
     @Test func multipartUploadInThreeParts() async throws {
         let client = try await bucket("multipart")
         let partSize = 5 * 1024 * 1024
-        let data = randomBytes(2 * partSize + 2_000_000) // ~12 MB: 5 MiB, 5 MiB, the rest
-        let source = try temporaryFile(data)
+        let data = TestFiles.random(2 * partSize + 2_000_000) // ~12 MB: 5 MiB, 5 MiB, the rest
+        let source = try TestFiles.write(data)
         defer { try? FileManager.default.removeItem(atPath: source) }
         let uploadID = try await client.createMultipartUpload(key: "big.tar", metadata: ["backup-slug": "abc123"])
         var parts: [S3Part] = []
@@ -69,7 +56,7 @@ struct S3ClientTests {
         let target = NSTemporaryDirectory() + "s3-big-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: target) }
         try await client.getObject(key: "big.tar", to: ResponseFile(path: target))
-        #expect(try read(target) == data)
+        #expect(try TestFiles.read(target) == data)
         let info = try await client.headObject(key: "big.tar")
         #expect(info.size == Int64(data.count))
         #expect(info.metadata["backup-slug"] == "abc123")
@@ -125,7 +112,7 @@ struct S3ClientTests {
 
     @Test func abortLeavesNoUpload() async throws {
         let client = try await bucket("abort")
-        let source = try temporaryFile(randomBytes(1000))
+        let source = try TestFiles.write(TestFiles.random(1000))
         defer { try? FileManager.default.removeItem(atPath: source) }
         let kept = try await client.createMultipartUpload(key: "kept.tar")
         let aborted = try await client.createMultipartUpload(key: "aborted.tar")
