@@ -47,11 +47,7 @@ final class B2Catalog: RemoteCatalog {
                     rebuilt = true
                 }
             }
-            if entries.count != (index?.backups.count ?? 0) { rebuilt = true } // files deleted outside the add-on
-            // Pins are kept even without a B2 entry: a pin may name a backup that is only in Home Assistant.
-            var snapshot = CatalogSnapshot(updatedAt: index?.updatedAt ?? Date(), backups: entries, pins: index?.pins ?? [])
-            snapshot.lastScheduledCheck = index?.lastScheduledCheck
-            return CatalogLoad(snapshot: snapshot, rebuilt: rebuilt)
+            return Self.load(entries: entries, index: index, rebuilt: rebuilt)
         } catch {
             throw B2RemoteStore.port(error)
         }
@@ -59,9 +55,7 @@ final class B2Catalog: RemoteCatalog {
 
     /// The index, or nil when it is missing or unreadable (then it is rebuilt from the listing).
     private func readIndex() async throws(B2Error) -> CatalogSnapshot? {
-        try? FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        let path = scratch.appendingPathComponent("index-\(UUID().uuidString).json").path
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let path = Self.scratchFile(in: scratch)
         defer { try? FileManager.default.removeItem(atPath: path) }
         do {
             _ = try await store.client.download(.name(bucket: store.bucketName, fileName: indexObjectName), range: nil, into: ResponseFile(path: path))
@@ -69,12 +63,35 @@ final class B2Catalog: RemoteCatalog {
             if error.status == 404 { return nil }
             throw error
         }
+        return Self.decodeIndex(path: path, storeName: "B2", logger: logger)
+    }
+
+    /// An empty file for an index download; the caller removes it.
+    static func scratchFile(in scratch: URL) -> String {
+        try? FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let path = scratch.appendingPathComponent("index-\(UUID().uuidString).json").path
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        return path
+    }
+
+    /// The downloaded index, or nil when it is unreadable (then it is rebuilt from the listing).
+    static func decodeIndex(path: String, storeName: String, logger: Logger) -> CatalogSnapshot? {
         do {
-            return try Self.decoder.decode(CatalogSnapshot.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            return try decoder.decode(CatalogSnapshot.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
-            logger.warning("the catalog index in B2 is unreadable; rebuilding it", metadata: ["error": "\(error)"])
+            logger.warning("the catalog index is unreadable; rebuilding it", metadata: ["store": "\(storeName)", "error": "\(error)"])
             return nil
         }
+    }
+
+    /// The catalog from the listing's entries and the index's pins and check date.
+    static func load(entries: [CatalogEntry], index: CatalogSnapshot?, rebuilt: Bool) -> CatalogLoad {
+        // Backups deleted outside the add-on make the index stale too.
+        let rebuilt = rebuilt || entries.count != (index?.backups.count ?? 0)
+        // Pins are kept even without an entry: a pin may name a backup that is only in Home Assistant.
+        var snapshot = CatalogSnapshot(updatedAt: index?.updatedAt ?? Date(), backups: entries, pins: index?.pins ?? [])
+        snapshot.lastScheduledCheck = index?.lastScheduledCheck
+        return CatalogLoad(snapshot: snapshot, rebuilt: rebuilt)
     }
 
     func save(_ snapshot: CatalogSnapshot) async throws(PortError) {

@@ -144,10 +144,7 @@ final class S3Catalog: RemoteCatalog {
                     rebuilt = true
                 }
             }
-            if entries.count != (index?.backups.count ?? 0) { rebuilt = true } // objects deleted outside the add-on
-            var snapshot = CatalogSnapshot(updatedAt: index?.updatedAt ?? Date(), backups: entries, pins: index?.pins ?? [])
-            snapshot.lastScheduledCheck = index?.lastScheduledCheck
-            return CatalogLoad(snapshot: snapshot, rebuilt: rebuilt)
+            return B2Catalog.load(entries: entries, index: index, rebuilt: rebuilt)
         } catch {
             throw S3RemoteStore.port(error)
         }
@@ -155,9 +152,7 @@ final class S3Catalog: RemoteCatalog {
 
     /// The index, or nil when it is missing or unreadable (then it is rebuilt from the listing).
     private func readIndex() async throws(S3Error) -> CatalogSnapshot? {
-        try? FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        let path = scratch.appendingPathComponent("s3-index-\(UUID().uuidString).json").path
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let path = B2Catalog.scratchFile(in: scratch)
         defer { try? FileManager.default.removeItem(atPath: path) }
         do {
             _ = try await client.getObject(key: indexKey, to: ResponseFile(path: path))
@@ -165,12 +160,7 @@ final class S3Catalog: RemoteCatalog {
             if error.status == 404 { return nil }
             throw error
         }
-        do {
-            return try B2Catalog.decoder.decode(CatalogSnapshot.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            logger.warning("the catalog index in S3 is unreadable; rebuilding it", metadata: ["error": "\(error)"])
-            return nil
-        }
+        return B2Catalog.decodeIndex(path: path, storeName: "S3", logger: logger)
     }
 
     func save(_ snapshot: CatalogSnapshot) async throws(PortError) {
