@@ -7,8 +7,6 @@ import Testing
 /// Retries and error documents, against a scripted server (moto cannot be asked to fail on cue).
 @Suite(.timeLimit(.minutes(1)))
 struct RetryTests {
-    let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-
     actor Script {
         var answers: [(Int, String)]
         var requests = 0
@@ -32,14 +30,7 @@ struct RetryTests {
             let (status, text) = await script.next()
             return HTTPResponse(HTTPStatus(status, "Scripted"), headers: HTTPHeaders([("Content-Type", "application/xml")]), body: .bytes(Array(text.utf8)))
         }
-        let server = try HTTPServer(configuration: .init(host: "127.0.0.1", port: 0, shutdownGracePeriod: .milliseconds(200)), router: router, logger: logger)
-        let running = Task { try await server.run() }
-        let configuration = S3Client.Configuration(endpoint: "http://127.0.0.1:\(server.port)", region: "us-east-1", bucket: "bucket", accessKeyID: "AKID",
-                                                   secretAccessKey: "secret", maxAttempts: 4, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50))
-        let client = try S3Client(configuration: configuration, http: HTTPClient(logger: logger), logger: logger)
-        do { try await body(client) } catch { server.shutdown(); throw error }
-        server.shutdown()
-        try await running.value
+        try await ScriptedServer.run(router, body)
     }
 
     @Test func slowDownAndInternalErrorAreRetried() async throws {
