@@ -118,6 +118,16 @@ struct ScriptedS3Tests {
         #expect(digests.prefix(3).allSatisfy { !$0.sent.isEmpty && $0.sent == $0.actual })
     }
 
+    @Test func partSizeKeepsWithinS3Limits() {
+        let mib = Int64(1024 * 1024)
+        #expect(S3Uploader.partSize(fileSize: 100 * mib, configured: 1024) == 5 * mib) // S3's minimum
+        #expect(S3Uploader.partSize(fileSize: 100 * mib, configured: 16 * 1024 * 1024) == 16 * mib)
+        let huge = 200 * 1024 * mib // 200 GiB at 5 MiB would be 40,960 parts
+        let size = S3Uploader.partSize(fileSize: huge, configured: S3Uploader.minPartSize)
+        #expect((huge + size - 1) / size <= S3Uploader.maxParts)
+        #expect((huge + size - 2) / (size - 1) > S3Uploader.maxParts) // and no larger than needed
+    }
+
     /// A multipart upload whose parts are answered `status`/`code`: aborted after a permanent refusal,
     /// left for resume after a transient failure that outlasts the retries.
     @Test(arguments: [(403, "AccessDenied", true), (404, "NoSuchBucket", true), (503, "SlowDown", false)])
