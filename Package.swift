@@ -78,6 +78,10 @@ let package = Package(
         // Helpers shared by the test targets (a raw HTTP client, waiting for child processes off the
         // cooperative pool); never a dependency of the add-on.
         .target(name: "TestSupport", swiftSettings: strict),
+        // moto's S3 server with authentication on, started by the S3 and pipeline tests; never in the add-on.
+        .target(name: "MotoSupport", dependencies: [
+            "HTTPClient", "S3Client", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .executableTarget(name: "B2BackupMain", dependencies: ["App"], swiftSettings: strict),
         .executableTarget(name: "SimulatorMain", dependencies: [
             "B2Simulator", "SupervisorSimulator", .product(name: "Logging", package: "swift-log"),
@@ -96,7 +100,7 @@ let package = Package(
             "B2Client", "B2Simulator", "HTTPClient", "Hashing", "Storage", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "S3ClientTests", dependencies: [
-            "S3Client", "HTTPClient", "HTTPServer", "Hashing", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            "S3Client", "MotoSupport", "HTTPClient", "HTTPServer", "Hashing", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "BackupArchiveTests", dependencies: ["BackupArchive", "Compression"], swiftSettings: strict),
         .testTarget(name: "SupervisorSimulatorTests", dependencies: [
@@ -114,7 +118,7 @@ let package = Package(
         ], swiftSettings: strict),
         .testTarget(name: "AppTests", dependencies: [
             "App", "HTTPServer", "HTTPClient", "Storage", "WebAPI", "Core", "B2Client", "B2Simulator", "S3Client", "SupervisorClient",
-            "SupervisorSimulator", "BackupArchive", "TestSupport",
+            "SupervisorSimulator", "BackupArchive", "TestSupport", "MotoSupport",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
     ]

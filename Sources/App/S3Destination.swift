@@ -42,7 +42,9 @@ final class S3RemoteStore: RemoteStore {
         metadata[Self.markerKey] = Self.markerValue
         do throws(S3Error) {
             // After a restart between "uploaded" and "saved": the same job's finished object is taken as it is.
-            if let done = try await existing(key: key, path: path, jobID: info["job_id"]) { return done }
+            // (A failed look-up is no reason to stop: the upload below says what is wrong, with S3's own words,
+            // which a HEAD answer has no body for.)
+            if let done = try? await existing(key: key, path: path, jobID: info["job_id"]) { return done }
             let uploader = S3Uploader(client: client, partSize: partSize, concurrency: settings.concurrency, bytesPerSecond: settings.bytesPerSecond,
                                       logger: logger)
             let result = try await uploader.upload(path: path, key: key, metadata: metadata, progress: progress)

@@ -137,10 +137,8 @@ extension BackupEngine {
             }
             do {
                 let local = try await catalog.download(fileName: source.fileName, sha1: source.sha1, size: source.size, progress: progressReporter(for: job.id))
-                if !failures.isEmpty || sources.count > 1 {
-                    job.warnings.append("downloaded from \(title(of: source.destination))"
-                                        + (failures.isEmpty ? "" : " because " + failures.map(\.message).joined(separator: "; ")))
-                }
+                job.warnings.append("downloaded from \(title(of: source.destination))"
+                                    + (failures.isEmpty ? "" : " because " + failures.map(\.message).joined(separator: "; ")))
                 return local
             } catch {
                 if Task.isCancelled { throw CancellationError() }

@@ -2,6 +2,7 @@ import HTTPClient
 import HTTPServer
 import Logging
 import S3Client
+import MotoSupport
 import Testing
 
 /// Retries and error documents, against a scripted server (moto cannot be asked to fail on cue).

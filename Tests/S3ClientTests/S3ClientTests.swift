@@ -2,6 +2,7 @@ import Foundation
 import HTTPClient
 import Hashing
 import S3Client
+import MotoSupport
 import Testing
 
 /// S3Client against moto's S3 with authentication on (see MotoServer). Each test uses its own bucket.

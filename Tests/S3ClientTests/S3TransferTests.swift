@@ -4,6 +4,7 @@ import Hashing
 import Logging
 import S3Client
 import Synchronization
+import MotoSupport
 import Testing
 
 /// S3Uploader, download, readObject and abortUploads against moto (authentication on), in the moto suite.

@@ -4,6 +4,7 @@ import HTTPServer
 import Hashing
 import Logging
 import S3Client
+import MotoSupport
 import Testing
 
 /// ListMultipartUploads pagination, Content-MD5 and aborting after permanent errors, against a scripted

@@ -1,5 +1,6 @@
 import Foundation
 import S3Client
+import MotoSupport
 import Testing
 
 /// AWS's SigV4 test suite ("get-vanilla", "get-vanilla-query-order-key") and an S3-style request; all

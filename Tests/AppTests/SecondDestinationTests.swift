@@ -1,0 +1,278 @@
+import B2Simulator
+import Core
+import Foundation
+import HTTPClient
+import MotoSupport
+import S3Client
+import Storage
+import SupervisorClient
+import SupervisorSimulator
+import Testing
+@testable import App
+
+extension AddonOptions {
+    /// The second destination on moto's server, path-style, 5 MiB parts (S3's minimum).
+    mutating func useS3(_ moto: MotoServer, bucket: String, secret: String? = nil, requireAll: Bool = true) {
+        s3Enabled = true
+        s3Endpoint = moto.endpoint
+        s3Bucket = bucket
+        s3AccessKeyID = moto.accessKeyID
+        s3SecretAccessKey = secret ?? moto.secretAccessKey
+        s3PathStyle = true
+        s3PartSizeMB = 5
+        requireAllDestinations = requireAll
+        s3KeepLast = 10 // like B2's in the harness: several backups a day
+    }
+}
+
+/// The S3-compatible second destination end to end: both simulators for Home Assistant and B2, and moto's
+/// S3 server (authentication on) as an independent S3 implementation.
+@Suite(.motoServer, .enabled(if: MotoServer.executable != nil, "moto_server is not installed (scripts/install-deps)"), .timeLimit(.minutes(3)))
+struct SecondDestinationTests {
+    var moto: MotoServer { get throws { try #require(MotoTrait.server) } }
+
+    /// A new bucket per test (one moto serves the whole suite).
+    func bucket() async throws -> (name: String, client: S3Client) {
+        let name = "s3-copy-\(UUID().uuidString.prefix(8).lowercased())"
+        let client = try moto.client(bucket: name)
+        try await client.createBucket()
+        return (name, client)
+    }
+
+    /// A harness whose second destination is a fresh bucket on moto; `body` gets the bucket's name and a client.
+    func withS3Harness(secret: String? = nil, requireAll: Bool = true, payload: Int? = nil, options extra: (inout AddonOptions) -> Void = { _ in },
+                       _ body: (PipelineHarness, S3Client, String) async throws -> Void) async throws {
+        let (bucket, client) = try await bucket()
+        let moto = try moto
+        try await withHarness(options: { options in
+            options.useS3(moto, bucket: bucket, secret: secret, requireAll: requireAll)
+            extra(&options)
+        }, supervisor: { configuration in
+            if let payload { configuration.backupPayloadBytes = payload }
+        }) { harness in
+            try await body(harness, client, bucket)
+        }
+    }
+
+    func objectBytes(_ client: S3Client, _ key: String, in harness: PipelineHarness) async throws -> Data {
+        let path = harness.directory.appendingPathComponent("s3-\(UUID().uuidString)").path
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        _ = try await client.getObject(key: key, to: ResponseFile(path: path))
+        return try Data(contentsOf: URL(fileURLWithPath: path))
+    }
+
+    @Test func aRunCopiesToS3AndEveryCopyIsVerifiedAndByteIdentical() async throws {
+        try await withS3Harness(payload: 12 << 20) { harness, client, bucket in
+            let pipeline = try await harness.pipeline()
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            #expect(job.state == .done, "\(job.error?.message ?? "")")
+            let copies = job.destinationResults(destinations: [DestinationID.b2, DestinationID.s3])
+            #expect(copies.map(\.state) == ["verified", "verified"])
+            let s3Copy = try #require(copies.last?.remote)
+            #expect(s3Copy.name == "homeassistant/\(job.plan.filename)")
+            #expect(s3Copy.parts == 3) // 12 MiB and a tar's overhead in 5 MiB parts
+            #expect(copies.last?.check?.verdict == "restorable")
+            #expect(s3Copy.sha1 == job.remote?.sha1)
+
+            let original = try Data(contentsOf: URL(fileURLWithPath: try #require(job.local?.path)))
+            #expect(try await objectBytes(client, s3Copy.name, in: harness) == original)
+            #expect(try await harness.download(try #require(job.remote?.name)) == original)
+            // The catalog index sits beside the backups in S3 too, and the listing shows both copies.
+            let index = try await objectBytes(client, "homeassistant/b2-backup-index.json", in: harness)
+            let snapshot = try B2Catalog.decoder.decode(CatalogSnapshot.self, from: index)
+            #expect(snapshot.entry(slug: try #require(job.slug))?.isVerified == true)
+            let listed = try #require(try await pipeline.listing().first)
+            #expect(listed.remote != nil && listed.copies[DestinationID.s3] != nil && listed.local != nil)
+            #expect(try await client.listMultipartUploads().isEmpty)
+
+            await pipeline.refreshRemoteSummary()
+            let destinations = await pipeline.status().destinations
+            #expect(destinations.map(\.id) == ["b2", "s3"])
+            #expect(destinations.map(\.state) == ["ok", "ok"])
+            #expect(destinations.last?.summary == RemoteSummary(backups: 1, bytes: s3Copy.size))
+            #expect(destinations.last?.lastVerified?.slug == job.slug)
+            #expect(destinations.last?.title.contains(bucket) == true)
+        }
+    }
+
+    @Test func aWrongSecretFailsTheRunNamingS3TheBucketAndTheCauseAndLeavesNoUnfinishedUpload() async throws {
+        try await withS3Harness(secret: "not-the-secret", payload: 12 << 20) { harness, client, bucket in
+            let pipeline = try await harness.pipeline()
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            #expect(job.state == .failed)
+            let error = try #require(job.error)
+            #expect(error.step == .copy)
+            #expect(error.code == "s3_auth_failed")
+            #expect(error.message.contains("S3") && error.message.contains(bucket) && error.message.contains("SignatureDoesNotMatch"))
+            #expect(!error.message.contains("not-the-secret"))
+            #expect(try await client.listMultipartUploads().isEmpty)
+            #expect(try await client.listObjects().isEmpty)
+            // B2's copy is safe and recorded; the page and Home Assistant hear which destination failed.
+            #expect(job.destinationResults(destinations: ["b2", "s3"]).map(\.state) == ["verified", "failed"])
+            #expect(try await pipeline.listing().first?.remote?.isVerified == true)
+            let destinations = await pipeline.status().destinations
+            #expect(destinations.map(\.state) == ["ok", "failing"])
+            #expect(destinations.last?.lastError?.code == "s3_auth_failed")
+            let failed = try #require(await harness.events("b2_backup_failed").last)
+            #expect(failed["step"]?.stringValue == "copy" && failed["code"]?.stringValue == "s3_auth_failed")
+            #expect(failed["message"]?.stringValue?.contains(bucket) == true)
+        }
+    }
+
+    @Test func withRequireAllOffOneVerifiedCopyIsEnoughAndTheOtherFailureIsAWarning() async throws {
+        try await withS3Harness(secret: "not-the-secret", requireAll: false) { harness, client, bucket in
+            let pipeline = try await harness.pipeline()
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            #expect(job.state == .done, "\(job.error?.message ?? "")")
+            #expect(job.warnings.contains { $0.contains("S3") && $0.contains("SignatureDoesNotMatch") })
+            #expect(job.destinationResults(destinations: ["b2", "s3"]).map(\.state) == ["verified", "failed"])
+        }
+    }
+
+    @Test func withRequireAllOffAFullB2StillLeavesAVerifiedCopyInS3() async throws {
+        try await withS3Harness(requireAll: false) { harness, client, bucket in
+            await harness.b2.faults.capExceeded(operation: "b2_start_large_file")
+            let pipeline = try await harness.pipeline()
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            #expect(job.state == .done, "\(job.error?.message ?? "")")
+            let copies = job.destinationResults(destinations: ["b2", "s3"])
+            #expect(copies.map(\.state) == ["failed", "verified"])
+            #expect(copies.first?.error?.code == "b2_cap_exceeded")
+            #expect(job.warnings.contains { $0.contains("Backblaze B2") })
+            #expect(await harness.objects().isEmpty)
+            #expect(try await client.listObjects(prefix: "homeassistant/").contains { $0.key.hasSuffix(".tar") })
+        }
+    }
+
+    @Test func withEveryDestinationRequiredAFullB2FailsBeforeAnythingIsCopied() async throws {
+        try await withS3Harness() { harness, client, bucket in
+            await harness.b2.faults.capExceeded(operation: "b2_start_large_file")
+            let pipeline = try await harness.pipeline()
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            #expect(job.state == .failed)
+            #expect(job.error?.code == "b2_cap_exceeded" && job.error?.step == .upload)
+            #expect(try await client.listObjects().isEmpty)
+        }
+    }
+
+    @Test func retentionRunsPerDestinationWithItsOwnPolicy() async throws {
+        try await withS3Harness(options: { options in
+            options.keepLast = 3
+            options.keepDaily = 0
+            options.keepWeekly = 0
+            options.keepMonthly = 0
+            options.s3KeepLast = 1
+            options.s3KeepDaily = 0
+            options.s3KeepWeekly = 0
+            options.s3KeepMonthly = 0
+        }) { harness, client, bucket in
+            let pipeline = try await harness.pipeline()
+            var slugs: [String] = []
+            for _ in 0..<3 {
+                let job = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+                #expect(job.state == .done, "\(job.error?.message ?? "")")
+                slugs.append(try #require(job.slug))
+                harness.clock.advance(by: 3600)
+            }
+            #expect(await harness.objects().count == 3)
+            let inS3 = try await client.listObjects(prefix: "homeassistant/").filter { $0.key.hasSuffix(".tar") }
+            #expect(inS3.count == 1)
+            let listed = try await pipeline.listing()
+            #expect(listed.filter { $0.copies[DestinationID.s3] != nil }.map(\.slug) == [slugs[2]])
+            #expect(listed.filter { $0.remote != nil }.count == 3)
+        }
+    }
+
+    @Test func aBackupIsDeletedFromS3AloneOrFromEverywhere() async throws {
+        try await withS3Harness() { harness, client, bucket in
+            let pipeline = try await harness.pipeline()
+            let first = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            harness.clock.advance(by: 3600)
+            _ = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            let slug = try #require(first.slug)
+            try await pipeline.delete(slug, from: .s3, force: false)
+            var listed = try #require(try await pipeline.listing().first { $0.slug == slug })
+            #expect(listed.copies[DestinationID.s3] == nil && listed.remote != nil && listed.local != nil)
+            #expect(try await client.listObjects(prefix: "homeassistant/").filter { $0.key.hasSuffix(".tar") }.count == 1)
+            try await pipeline.delete(slug, from: .all, force: false)
+            #expect(try await pipeline.listing().contains { $0.slug == slug } == false)
+            // Pins reach every destination's index.
+            let second = try #require(try await pipeline.listing().first?.slug)
+            try await pipeline.setPinned(second, true)
+            listed = try #require(try await pipeline.listing().first)
+            #expect(listed.pinned)
+            let s3Catalog = try #require(pipeline.secondaries.first).retention
+            #expect(try await s3Catalog.snapshot().pins.contains(second))
+        }
+    }
+
+    @Test func aFreshInstallRestoresFromS3WhenB2CannotBeReached() async throws {
+        try await withS3Harness() { harness, client, bucket in
+            let first = try await harness.pipeline()
+            let job = try #require(await first.engine.wait(for: try await first.startManual(BackupRequest()).id))
+            #expect(job.state == .done, "\(job.error?.message ?? "")")
+            let slug = try #require(job.slug)
+            let original = try Data(contentsOf: try #require(await harness.supervisor.backups().first).file)
+            try await SupervisorClientFactory.client(harness).deleteBackup(slug: slug)
+            await harness.b2.shutdown()
+
+            var settings = harness.settings()
+            settings.dataDirectory = harness.directory.appendingPathComponent("new-machine")
+            let store = try StateStore(path: harness.directory.appendingPathComponent("new-machine.db").path, logger: quiet)
+            let fresh = try #require(try await PipelineAssembly.make(settings: settings, store: store, logger: quiet))
+            let listed = try await fresh.listing()
+            #expect(listed.map(\.slug) == [slug])
+            #expect(listed.first?.remote == nil && listed.first?.copies[DestinationID.s3]?.isVerified == true)
+
+            let started = try await fresh.startRestore(slug: slug, RestoreOptions(type: "full"), pullOnly: false)
+            let restored = try #require(await fresh.engine.wait(for: started.id))
+            #expect(restored.state == .done, "\(restored.error?.message ?? "")")
+            #expect(restored.warnings.contains { $0.hasPrefix("downloaded from S3") })
+            let back = try #require(await harness.supervisor.backups().first)
+            #expect(try Data(contentsOf: back.file) == original)
+            #expect(await harness.supervisor.restores().first?.slug == slug)
+        }
+    }
+
+    @Test(arguments: ["auto", "b2", "s3"])
+    func restoreSourceChoosesWhereToDownloadFrom(preference: String) async throws {
+        try await withS3Harness() { harness, client, bucket in
+            let pipeline = try await harness.pipeline()
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            let slug = try #require(job.slug)
+            try await SupervisorClientFactory.client(harness).deleteBackup(slug: slug)
+            let pull = try #require(await pipeline.engine.wait(for: try await pipeline.startRestore(slug: slug, RestoreOptions(source: preference), pullOnly: true).id))
+            #expect(pull.state == .done, "\(pull.error?.message ?? "")")
+            #expect(pull.restore?.sources?.first?.destination == (preference == "s3" ? "s3" : "b2"))
+            #expect(pull.warnings.first?.hasPrefix(preference == "s3" ? "downloaded from S3" : "downloaded from Backblaze B2") == true)
+        }
+    }
+
+    @Test func anInterruptedCopyResumesFromTheConfirmedPartsAfterARestart() async throws {
+        try await withS3Harness(payload: 16 << 20, options: { options in
+            options.uploadConcurrency = 1
+        }) { harness, client, bucket in
+            let pipeline = try await harness.pipeline()
+            let started = try await pipeline.startManual(BackupRequest())
+            // Stop the add-on once S3 has confirmed a part of the copy.
+            while true {
+                if let upload = try await client.listMultipartUploads().first,
+                   try await !client.listParts(key: upload.key, uploadID: upload.uploadID).isEmpty { break }
+                if let job = await pipeline.engine.runningJob, job.id == started.id {} else { Issue.record("the run ended before S3 had a part"); return }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            await pipeline.engine.suspend()
+            let interrupted = try #require(try await StoredJobStore(store: harness.store()).job(id: started.id))
+            #expect(interrupted.step == .copy && !interrupted.isFinished)
+
+            let restarted = try await harness.pipeline()
+            let resumed = try #require(await restarted.engine.resumeUnfinished())
+            let job = try #require(await restarted.engine.wait(for: resumed.id))
+            #expect(job.state == .done, "\(job.error?.message ?? "")")
+            let copy = try #require(job.copies?.first { $0.destination == DestinationID.s3 }?.remote)
+            let original = try Data(contentsOf: URL(fileURLWithPath: try #require(job.local?.path)))
+            #expect(try await objectBytes(client, copy.name, in: harness) == original)
+            #expect(try await client.listMultipartUploads().isEmpty)
+        }
+    }
+}
