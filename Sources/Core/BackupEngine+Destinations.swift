@@ -84,6 +84,7 @@ extension BackupEngine {
     private func copy(_ job: Job, local: LocalCopy, slug: String, to destination: SecondaryDestination) async throws -> (DestinationCopy, [String]) {
         var info = uploadInfo(job, local: local, slug: slug)
         if let sha1 = job.remote?.sha1 { info["sha1"] = sha1 } // computed while uploading to B2: spares a pass over the file
+        progress.set(0, local.size) // the bar starts over for this destination
         let object = try await destination.store.upload(path: local.path, name: job.plan.filename, info: info, settings: settings.upload,
                                                         progress: progressReporter(for: job.id))
         let facts = try await destination.store.facts(fileID: object.fileID)

@@ -41,7 +41,7 @@ public actor BackupEngine {
     private var current: (job: Job, task: Task<Job, Never>)?
     /// Restore passwords, by job id, only until the Supervisor has the restore: never saved.
     var restorePasswords: [String: String] = [:]
-    private let progress = ByteProgress()
+    let progress = ByteProgress()
 
     public init(source: any BackupSource, remote: any RemoteStore, catalog: (any RemoteCatalog)? = nil, store: any JobStore, observer: (any JobObserver)?,
                 clock: any WallClock, settings: BackupSettings, missingOptions: [String] = [], retention: (any RetentionHook)? = nil,

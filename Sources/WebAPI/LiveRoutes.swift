@@ -85,7 +85,7 @@ struct LiveRoutes: Sendable {
             } else if let secondary = pipeline.secondaries.first(where: { $0.id == destination }) {
                 service = secondary.retention
             } else {
-                throw HTTPError(.badRequest, code: "invalid_request", message: "'destination' is b2" + (pipeline.secondaries.isEmpty ? "" : " or s3"))
+                throw HTTPError(.notFound, code: "not_found", message: "no destination '\(destination)' is configured")
             }
             let known: Bool
             do throws(PortError) { known = try await service.snapshot().entry(slug: slug) != nil } catch {

@@ -226,7 +226,10 @@ struct PipelineRoutes: Sendable {
 
     /// A restore's body (empty for a pull or a full restore); unknown fields are refused.
     static func restoreOptions(_ bytes: [UInt8], pullOnly: Bool) throws(HTTPError) -> RestoreOptions {
-        if pullOnly, !isBlank(bytes) { throw HTTPError(.badRequest, code: "invalid_request", message: "a pull takes no body") }
+        if pullOnly {
+            // A pull only chooses where to download from.
+            return try strictDecode(bytes, fields: ["source"], empty: RestoreOptions(), shape: "'source' is auto, b2 or s3")
+        }
         return try strictDecode(bytes, fields: restoreFields, empty: RestoreOptions(),
                                 shape: "'type' is full or partial, 'password' a string, 'homeassistant' true or false, 'addons' and 'folders' lists of strings, 'source' auto, b2 or s3")
     }

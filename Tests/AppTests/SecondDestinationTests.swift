@@ -7,7 +7,9 @@ import S3Client
 import Storage
 import SupervisorClient
 import SupervisorSimulator
+import Glibc
 import Testing
+import TestSupport
 @testable import App
 
 extension AddonOptions {
@@ -273,6 +275,46 @@ struct SecondDestinationTests {
             let original = try Data(contentsOf: URL(fileURLWithPath: try #require(job.local?.path)))
             #expect(try await objectBytes(client, copy.name, in: harness) == original)
             #expect(try await client.listMultipartUploads().isEmpty)
+        }
+    }
+
+    @Test func theRealBinaryKilledMidCopyFinishesTheSameCopyAfterARestart() async throws {
+        guard FileManager.default.isExecutableFile(atPath: ServeProcessTests.binary.path) else {
+            Issue.record("build the executable first (swift build): \(ServeProcessTests.binary.path)")
+            return
+        }
+        let moto = try moto
+        try await withS3Harness(payload: 11 << 20) { harness, client, bucket in
+            var options: [String: Any] = [
+                "b2_key_id": PipelineHarness.keyID, "b2_key": PipelineHarness.applicationKey, "b2_bucket": PipelineHarness.bucket,
+                "b2_prefix": "homeassistant", "upload_limit_kbps": 40_000, "upload_concurrency": 1, "schedule_enabled": false,
+                "s3_enabled": true, "s3_endpoint": moto.endpoint, "s3_bucket": bucket, "s3_access_key_id": moto.accessKeyID,
+                "s3_secret_access_key": moto.secretAccessKey, "s3_path_style": true, "s3_part_size_mb": 5,
+            ]
+            let kill = ServeKillTests()
+            let (first, port) = try await kill.start(harness, options: options)
+            let started = try await HTTPClient(logger: quiet).send(.init(method: "POST", url: "http://127.0.0.1:\(port)/api/backups"))
+            let id = try #require(try JSONSerialization.jsonObject(with: Data(started.body)) as? [String: Any])["job_id"] as? String ?? ""
+            // Past the first 5 MiB part of the copy: S3 holds a confirmed part of an unfinished upload.
+            _ = try await kill.job(id, port: port) { ($0["step"] as? String) == "copy" && ($0["bytes_done"] as? Int ?? 0) > 6_000_000 }
+            Glibc.kill(first.processIdentifier, SIGKILL)
+            await first.exited()
+            let unfinished = try #require(try await client.listMultipartUploads().first)
+            #expect(try await !client.listParts(key: unfinished.key, uploadID: unfinished.uploadID).isEmpty)
+
+            options["upload_limit_kbps"] = 0
+            let (second, secondPort) = try await kill.start(harness, options: options)
+            let finished = try await kill.job(id, port: secondPort) { ["done", "failed"].contains($0["state"] as? String ?? "") }
+            second.terminate()
+            #expect(await second.exited() == 0)
+            #expect(finished["state"] as? String == "done", "\(finished["error"] ?? "")")
+            let destinations = try #require(finished["destinations"] as? [[String: Any]])
+            #expect(destinations.map { $0["state"] as? String } == ["verified", "verified"])
+            let key = try #require(destinations.last?["file_name"] as? String)
+            let backup = try #require(await harness.supervisor.backups().first)
+            #expect(try await objectBytes(client, key, in: harness) == Data(contentsOf: backup.file))
+            #expect(try await client.listMultipartUploads().isEmpty)
+            #expect(await harness.objects().count == 1)
         }
     }
 }
