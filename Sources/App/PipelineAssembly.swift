@@ -121,7 +121,8 @@ enum PipelineAssembly {
                               store: jobs, remote: remote, clock: clock,
                               scheduleEnabled: options.scheduleEnabled, staleAfter: TimeInterval(options.staleAfterHours) * 3600,
                               installedAt: installedAt, primaryBucket: bucket, restorePreference: options.restoreSource, logger: logger)
-        return (pipeline, SetupChecker(b2: b2, store: remote, supervisor: supervisor, options: options))
+        return (pipeline, SetupChecker(b2: b2, store: remote, supervisor: supervisor, options: options,
+                                       s3: secondaries.first { $0.id == DestinationID.s3 }?.store as? S3RemoteStore))
     }
 
     /// The S3-compatible second destination: store, catalog (with its own cache), checker and retention.

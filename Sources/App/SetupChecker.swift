@@ -1,5 +1,6 @@
 import B2Client
 import Foundation
+import S3Client
 import SupervisorClient
 import WebAPI
 
@@ -9,6 +10,8 @@ struct SetupChecker: SetupChecking {
     let store: B2RemoteStore
     let supervisor: SupervisorClient
     let options: AddonOptions
+    /// The second destination, when `s3_enabled` made one.
+    var s3: S3RemoteStore?
 
     /// What the add-on calls; a key without one of these fails somewhere in a backup or a restore.
     static let neededCapabilities = ["listBuckets", "listFiles", "readFiles", "writeFiles", "deleteFiles"]
@@ -35,7 +38,7 @@ struct SetupChecker: SetupChecking {
         } catch {
             results.append(SetupCheckResult(id: "bucket", ok: false, title: "Bucket", detail: error.description,
                                             fix: "Check b2_bucket: the bucket must exist and the key must be allowed to use it."))
-            return results + [await supervisorCheck()]
+            return results + (await s3Checks()) + [await supervisorCheck()]
         }
         if let keyPrefix = auth.namePrefix, !keyPrefix.isEmpty, !(store.prefix + "/").hasPrefix(keyPrefix) {
             results.append(SetupCheckResult(id: "prefix", ok: false, title: "Folder", detail: "the key may only use names starting with \(keyPrefix)",
@@ -60,7 +63,45 @@ struct SetupChecker: SetupChecking {
             results.append(SetupCheckResult(id: "unfinished", ok: false, title: "Unfinished uploads", detail: error.description,
                                             fix: "The key needs the listFiles capability."))
         }
-        return results + [await supervisorCheck()]
+        return results + (await s3Checks()) + [await supervisorCheck()]
+    }
+
+    /// The second destination: reachable, and the key may list, write and delete under the prefix, and list
+    /// multipart uploads (resume and clean-up need that). A small probe object is written and deleted.
+    func s3Checks() async -> [SetupCheckResult] {
+        guard options.s3Enabled else { return [] }
+        guard let s3 else {
+            let missing = options.missingForS3
+            return [SetupCheckResult(id: "s3", ok: false, title: "S3 destination",
+                                     detail: missing.isEmpty ? "the S3 options cannot make a client (see the log)" : "s3_enabled is on but these are not set: \(missing.joined(separator: ", "))",
+                                     fix: "Fill in the S3 options, or set s3_enabled to false.")]
+        }
+        var results: [SetupCheckResult] = []
+        do {
+            _ = try await s3.client.listObjectsPage(prefix: s3.listingPrefix, maxKeys: 1)
+            results.append(SetupCheckResult(id: "s3", ok: true, title: "S3 destination", detail: "\(s3.title) answers; backups go to \(s3.listingPrefix.isEmpty ? "the top level" : s3.listingPrefix)"))
+        } catch {
+            return [SetupCheckResult(id: "s3", ok: false, title: "S3 destination", detail: error.description,
+                                     fix: "Check s3_endpoint, s3_region, s3_bucket and the key; with MinIO or an IP address, turn on s3_path_style.")]
+        }
+        let probe = s3.objectName(".b2-backup-setup-check")
+        do {
+            _ = try await s3.client.putObject(key: probe, bytes: Array("setup check".utf8), contentType: "text/plain")
+            try await s3.client.deleteObject(key: probe)
+            results.append(SetupCheckResult(id: "s3_write", ok: true, title: "S3 write and delete", detail: "a probe object was written and deleted"))
+        } catch {
+            results.append(SetupCheckResult(id: "s3_write", ok: false, title: "S3 write and delete", detail: error.description,
+                                            fix: "Give the key s3:PutObject and s3:DeleteObject on the bucket (see Documentation: A second destination)."))
+        }
+        do {
+            let unfinished = try await s3.client.listMultipartUploads(prefix: s3.listingPrefix)
+            results.append(SetupCheckResult(id: "s3_multipart", ok: true, title: "S3 unfinished uploads",
+                                            detail: unfinished.isEmpty ? "none" : "\(unfinished.count) (resumed by the next run, or aborted by retention after a day)"))
+        } catch {
+            results.append(SetupCheckResult(id: "s3_multipart", ok: false, title: "S3 unfinished uploads", detail: error.description,
+                                            fix: "Give the key s3:ListBucketMultipartUploads, s3:ListMultipartUploadParts and s3:AbortMultipartUpload."))
+        }
+        return results
     }
 
     /// Rules under our prefix that hide uploads delete backups behind the add-on's back; with b2_deletion:

@@ -132,6 +132,16 @@ struct LiveRoutes: Sendable {
         metric("b2_backup_stale", "gauge", "1 when no backup succeeded within stale_after_hours.", [("", status.stale ? "1" : "0")])
         metric("b2_backup_running", "gauge", "1 while a job runs.", [("", status.runningJob == nil ? "0" : "1")])
         metric("b2_backup_next_run_timestamp_seconds", "gauge", "When the next scheduled backup runs (0: none).", [("", seconds(status.nextRun))])
+        // Per destination (B2 and the optional S3-compatible one), labelled by its id.
+        func perDestination(_ value: (DestinationStatus) -> String) -> [(labels: String, value: String)] {
+            status.destinations.map { ("{destination=\"\($0.id)\"}", value($0)) }
+        }
+        metric("b2_backup_destination_ok", "gauge", "1 when the destination's copy of the last run was verified; 0 when failing or not yet known.",
+               perDestination { $0.state == "ok" ? "1" : "0" })
+        metric("b2_backup_destination_backups", "gauge", "Backups stored in the destination under its prefix.", perDestination { String($0.summary?.backups ?? 0) })
+        metric("b2_backup_destination_bytes", "gauge", "Bytes stored in the destination under its prefix.", perDestination { String($0.summary?.bytes ?? 0) })
+        metric("b2_backup_destination_last_verified_timestamp_seconds", "gauge", "When the destination last received a verified copy (0: never).",
+               perDestination { seconds($0.lastVerified?.at) })
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -10,6 +10,7 @@ import SupervisorSimulator
 import Glibc
 import Testing
 import TestSupport
+import WebAPI
 @testable import App
 
 extension AddonOptions {
@@ -317,4 +318,60 @@ struct SecondDestinationTests {
             #expect(await harness.objects().count == 1)
         }
     }
+
+    @Test func theS3CopyIsCheckedForRestorabilityAndTheResultKeptInItsCatalog() async throws {
+        try await withS3Harness { harness, client, _ in
+            let pipeline = try await harness.pipeline()
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            let slug = try #require(job.slug)
+            let check = try #require(await pipeline.checkRestorability(slug: slug, destination: DestinationID.s3))
+            #expect(check.verdict == "restorable" && check.mode == "full")
+            let entry = try #require(try await pipeline.listing().first?.copies[DestinationID.s3])
+            #expect(entry.lastCheck == check)
+
+            // A damaged copy in S3 (same size, other bytes) is caught by the check of that destination alone.
+            let damaged = harness.directory.appendingPathComponent("damaged.tar")
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: try #require(job.local?.path)))
+            bytes[bytes.count / 2] ^= 0xFF
+            try bytes.write(to: damaged)
+            _ = try await client.putObject(key: entry.fileName, file: FileRange(path: damaged.path, length: Int64(bytes.count)),
+                                           metadata: ["sha1": try #require(entry.sha1)])
+            let failed = try #require(await pipeline.checkRestorability(slug: slug, destination: DestinationID.s3))
+            #expect(failed.verdict == "not_restorable")
+            #expect(failed.problems.contains { $0.contains("S3") })
+            #expect(await pipeline.checkRestorability(slug: slug)?.verdict == "restorable") // B2's copy is fine
+        }
+    }
+
+    @Test func theSetupCheckAndTheMetricsCoverTheSecondDestination() async throws {
+        try await withS3Harness { harness, client, bucket in
+            let assembled = try #require(try await PipelineAssembly.assemble(settings: harness.settings(), store: harness.store(), logger: quiet))
+            let results = await assembled.setupCheck.run()
+            for id in ["s3", "s3_write", "s3_multipart"] {
+                #expect(results.first { $0.id == id }?.ok == true, "\(results.first { $0.id == id }?.detail ?? "missing \(id)")")
+            }
+            #expect(try await client.listObjects().isEmpty) // the probe is gone again
+
+            let pipeline = assembled.pipeline
+            _ = await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id)
+            await pipeline.refreshRemoteSummary()
+            try await withWebApp(harness, pipeline: pipeline) { base, http in
+                let text = try await http.send(.init(url: base + "/metrics", headers: [("Authorization", "Bearer \(PipelineHarness.apiToken)")])).text
+                #expect(text.contains("b2_backup_destination_ok{destination=\"s3\"} 1"))
+                #expect(text.contains("b2_backup_destination_backups{destination=\"s3\"} 1"))
+                #expect(text.contains("b2_backup_destination_backups{destination=\"b2\"} 1"))
+                let status = try await http.send(.init(url: base + "/api/status", headers: [("Authorization", "Bearer \(PipelineHarness.apiToken)")]))
+                let destinations = try #require((try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])?["destinations"] as? [[String: Any]])
+                #expect(destinations.map { $0["id"] as? String } == ["b2", "s3"])
+                #expect(destinations.last?["bucket"] as? String == bucket)
+                #expect(destinations.last?["state"] as? String == "ok")
+            }
+        }
+        try await withS3Harness(secret: "wrong") { harness, _, bucket in
+            let assembled = try #require(try await PipelineAssembly.assemble(settings: harness.settings(), store: harness.store(), logger: quiet))
+            let s3 = try #require(await assembled.setupCheck.run().first { $0.id == "s3" })
+            #expect(!s3.ok && s3.detail.contains(bucket) && s3.detail.contains("SignatureDoesNotMatch") && !s3.fix.isEmpty)
+        }
+    }
 }
+
