@@ -283,7 +283,15 @@ public actor HomeAssistantReporter: JobObserver {
     static func sensorAttributes(_ status: PipelineStatus) -> [String: StateValue] {
         let running = status.runningJob
         let progress: StateValue = running.map { $0.bytesTotal > 0 ? .int(Int64(100 * $0.bytesDone / $0.bytesTotal)) : .int(0) } ?? .null
-        return [
+        // Each destination besides B2 (whose totals have their own attributes): its state, usage and last verified copy.
+        var destinations: [String: StateValue] = [:]
+        for destination in status.destinations where destination.id != DestinationID.b2 {
+            destinations["\(destination.id)_state"] = .string(destination.state)
+            destinations["backups_in_\(destination.id)"] = destination.summary.map { .int(Int64($0.backups)) } ?? .null
+            destinations["bytes_in_\(destination.id)"] = destination.summary.map { .int($0.bytes) } ?? .null
+            destinations["last_verified_in_\(destination.id)"] = .date(destination.lastVerified?.at)
+        }
+        let attributes: [String: StateValue] = [
             "friendly_name": "B2 Backup", "icon": "mdi:cloud-upload",
             "last_success": .date(status.lastSuccess?.finishedAt), "last_backup": .text(status.lastSuccess?.plan.name),
             "next_run": .date(status.nextRun),
@@ -297,6 +305,7 @@ public actor HomeAssistantReporter: JobObserver {
             }),
             "bytes_in_b2": status.remote.map { .int($0.bytes) } ?? .null,
         ]
+        return attributes.merging(destinations) { fixed, _ in fixed }
     }
 
     private func post(_ entity: String, state: String, attributes: [String: StateValue], force: Bool) async -> Bool {

@@ -95,6 +95,10 @@ struct SecondDestinationTests {
             #expect(destinations.last?.summary == RemoteSummary(backups: 1, bytes: s3Copy.size))
             #expect(destinations.last?.lastVerified?.slug == job.slug)
             #expect(destinations.last?.title.contains(bucket) == true)
+            // The sensor carries the second destination's state and usage too.
+            let sensor = try #require(await harness.supervisor.coreCalls().last { $0.path == "/core/api/states/sensor.b2_backup" }?.body)
+            #expect(sensor["attributes"]?["s3_state"]?.stringValue == "ok")
+            #expect(sensor["attributes"]?["backups_in_s3"] == .int(1))
         }
     }
 
