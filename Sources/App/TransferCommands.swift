@@ -2,7 +2,9 @@ import ArgumentParser
 import B2Client
 import Foundation
 import Glibc
+import HTTPClient
 import Logging
+import S3Client
 import Storage
 
 /// What the transfer commands share: where credentials, bucket and prefix come from.
@@ -96,11 +98,15 @@ public struct Upload: AsyncParsableCommand {
     @Option(name: .customLong("info"), help: "File info KEY=VALUE stored with the file (repeatable), e.g. ha_slug=1a2b3c4d so the catalog knows a backup.")
     var info: [String] = []
 
+    @Option(name: .customLong("to"), help: "b2, or s3 for the second destination set by the s3_* options (same prefix rules; --part-size defaults to s3_part_size_mb).")
+    var destination = "b2"
+
     @OptionGroup var b2: B2Options
 
     public init() {}
 
     public func validate() throws {
+        guard ["b2", "s3"].contains(destination) else { throw ValidationError("--to is b2 or s3") }
         guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64") }
         for item in info where !item.contains("=") || item.hasPrefix("=") { throw ValidationError("--info takes KEY=VALUE, not '\(item)'") }
         if let limitRate, limitRate <= 0 { throw ValidationError("--limit-rate must be positive") }
@@ -115,6 +121,7 @@ public struct Upload: AsyncParsableCommand {
 
     public func run() async throws {
         try await reportingFailures {
+            if destination == "s3" { return try await uploadToS3() }
             let context = try b2.context()
             try FileManager.default.createDirectory(at: context.dataDirectory, withIntermediateDirectories: true)
             let store = try StateStore(path: context.dataDirectory.appendingPathComponent("state.db").path, logger: context.logger)
@@ -133,6 +140,32 @@ public struct Upload: AsyncParsableCommand {
                   + (result.resumedParts > 0 ? ", \(result.resumedParts) resumed" : "")
                   + String(format: ", %.1fs, %.1f MiB/s", seconds, seconds > 0 ? Double(size) / 1_048_576 / seconds : 0))
         }
+    }
+}
+
+extension Upload {
+    /// The same upload to the S3-compatible destination of the options file (resumes like the pipeline's copy).
+    func uploadToS3() async throws {
+        let options = try b2.options()
+        guard let bucket = b2.bucket ?? options.s3Bucket, let keyID = options.s3AccessKeyID, let secret = options.s3SecretAccessKey else {
+            throw CommandFailure("no S3 destination: set s3_bucket, s3_access_key_id and s3_secret_access_key in \(b2.dataDirectory)/options.json")
+        }
+        var logger = Logger(label: "b2-backup")
+        logger.logLevel = b2.verbose ? .debug : .warning
+        let client = try S3Client(configuration: .init(endpoint: options.s3EndpointURL, region: options.s3Region, bucket: bucket, accessKeyID: keyID,
+                                                       secretAccessKey: secret, addressing: options.s3PathStyle ? .path : .virtualHosted),
+                                  http: HTTPClient(logger: logger), logger: logger)
+        let prefix = AddonOptions.normalizedPrefix(b2.prefix ?? options.s3Prefix)
+        let base = name ?? URL(fileURLWithPath: file).lastPathComponent
+        let key = prefix.isEmpty ? base : "\(prefix)/\(base)"
+        let uploader = S3Uploader(client: client, partSize: Int(partSize ?? Int64(options.s3PartSizeMB << 20)), concurrency: concurrency,
+                                  bytesPerSecond: limitRate, logger: logger)
+        let started = ContinuousClock.now
+        let result = try await uploader.upload(path: file, key: key, metadata: S3RemoteStore.metadata(fileInfo)) { _, _ in }
+        let seconds = (ContinuousClock.now - started).seconds
+        print("uploaded \(key) to S3: \(result.size) bytes, SHA-1 \(result.sha1), \(result.parts) part(s)"
+              + (result.resumedParts > 0 ? ", \(result.resumedParts) resumed" : "")
+              + String(format: ", %.1fs, %.1f MiB/s", seconds, seconds > 0 ? Double(result.size) / 1_048_576 / seconds : 0))
     }
 }
 

@@ -40,24 +40,8 @@ public final class MotoServer: Sendable {
         self.process = process
     }
 
-    /// `moto_server` with one fix: moto checks a signature against werkzeug's `request.url`, which turns an
-    /// escaped `%2F` in the query back into `/` (`?prefix=homeassistant%2F` becomes `prefix=homeassistant/`),
-    /// so every correctly signed request with a `/` in a query value (a listing of a folder, ListMultipartUploads
-    /// for a key) failed with SignatureDoesNotMatch — at moto only; AWS, MinIO and B2 sign the query as sent.
-    /// The launcher hands moto the raw query string.
-    static let launcher = """
-        import sys
-        from moto.core import responses
-        original = responses.BaseResponse.setup_class
-        def setup_class(self, request, full_url, headers, use_raw_body=False):
-            raw = getattr(request, "environ", {}).get("QUERY_STRING")
-            if raw:
-                full_url = full_url.split("?", 1)[0] + "?" + raw
-            return original(self, request, full_url, headers, use_raw_body)
-        responses.BaseResponse.setup_class = setup_class
-        from moto.server import main
-        sys.exit(main())
-        """
+    /// scripts/moto-server: `moto_server` with the raw query string handed to its signature check (see there).
+    static let launcher = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/moto-server").standardized.path
 
     public static func start() async throws -> MotoServer {
         guard let executable else { throw Failure("moto_server is not installed (scripts/install-deps installs moto[server])") }
@@ -65,7 +49,7 @@ public final class MotoServer: Sendable {
         let process = Process()
         _ = executable
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", launcher, "-H", "127.0.0.1", "-p", "\(port)"]
+        process.arguments = ["python3", launcher, "-H", "127.0.0.1", "-p", "\(port)"]
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "INITIAL_NO_AUTH_ACTION_COUNT") // off while we create the IAM key; see above
         process.environment = environment

@@ -377,5 +377,31 @@ struct SecondDestinationTests {
             #expect(!s3.ok && s3.detail.contains(bucket) && s3.detail.contains("SignatureDoesNotMatch") && !s3.fix.isEmpty)
         }
     }
+
+    @Test func theUploadCommandSendsAFileToTheS3Destination() async throws {
+        let moto = try moto
+        try await withS3Harness { harness, client, bucket in
+            let data = harness.directory.appendingPathComponent("cli")
+            try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+            let options: [String: Any] = ["s3_enabled": true, "s3_endpoint": moto.endpoint, "s3_bucket": bucket, "s3_access_key_id": moto.accessKeyID,
+                                          "s3_secret_access_key": moto.secretAccessKey, "s3_path_style": true, "s3_prefix": "manual"]
+            try JSONSerialization.data(withJSONObject: options).write(to: data.appendingPathComponent("options.json"))
+            let file = harness.directory.appendingPathComponent("twelve.bin")
+            let bytes = Data((0..<(12 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) })
+            try bytes.write(to: file)
+            let process = Process()
+            process.executableURL = ServeProcessTests.binary
+            process.arguments = ["upload", file.path, "--to", "s3", "--part-size", "\(5 << 20)", "--data-dir", data.path]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let status = await process.exited()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(status == 0, "\(text)")
+            #expect(text.contains("uploaded manual/twelve.bin to S3: \(12 << 20) bytes") && text.contains("3 part(s)"))
+            #expect(try await objectBytes(client, "manual/twelve.bin", in: harness) == bytes)
+        }
+    }
 }
 
