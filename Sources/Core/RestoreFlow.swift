@@ -137,8 +137,11 @@ extension BackupEngine {
             }
             do {
                 let local = try await catalog.download(fileName: source.fileName, sha1: source.sha1, size: source.size, progress: progressReporter(for: job.id))
-                job.warnings.append("downloaded from \(title(of: source.destination))"
-                                    + (failures.isEmpty ? "" : " because " + failures.map(\.message).joined(separator: "; ")))
+                // Worth a word when it is not the usual place (B2), or when a destination let us down.
+                if source.destination != DestinationID.b2 || !failures.isEmpty {
+                    job.warnings.append("downloaded from \(title(of: source.destination))"
+                                        + (failures.isEmpty ? "" : " because " + failures.map(\.message).joined(separator: "; ")))
+                }
                 return local
             } catch {
                 if Task.isCancelled { throw CancellationError() }
