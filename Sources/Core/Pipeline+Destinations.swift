@@ -136,8 +136,8 @@ extension Pipeline {
         }
     }
 
-    /// Deletes a backup from one place (`b2`, `s3`, `local`) or from all. The second destination's copy
-    /// goes first for `all`, so a refusal there (pinned, newest verified) changes nothing.
+    /// Deletes a backup from one place (`b2`, `s3`, `local`) or from all. For `all`, every place is asked
+    /// first, so a refusal anywhere (pinned, newest verified, locked) changes nothing.
     public func delete(_ slug: String, from location: BackupLocation, force: Bool) async throws(RetentionRefusal) {
         guard let retention else { throw RetentionRefusal(code: "not_configured", message: "no backup destination is configured") }
         switch location {
@@ -149,6 +149,16 @@ extension Pipeline {
             }
             try await destination.retention.delete(slug, from: .b2, force: force)
         case .all:
+            var foundSomewhere = false
+            for service in secondaries.map(\.retention) {
+                do throws(RetentionRefusal) {
+                    try await service.delete(slug, from: .b2, force: force, checkOnly: true)
+                    foundSomewhere = true
+                } catch where error.code == "not_found" {}
+            }
+            do throws(RetentionRefusal) {
+                try await retention.delete(slug, from: .all, force: force, checkOnly: true)
+            } catch where error.code == "not_found" && foundSomewhere {}
             var deletedSomewhere = false
             for destination in secondaries {
                 do throws(RetentionRefusal) {

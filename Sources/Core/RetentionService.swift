@@ -397,7 +397,8 @@ public actor RetentionService {
 
     /// Deletes one backup by hand. Refuses what the invariants forbid (pinned, the newest verified backup,
     /// a local copy without a verified copy in B2) unless `force`; Object Lock cannot be forced.
-    public func delete(_ slug: String, from location: BackupLocation, force: Bool) async throws(RetentionRefusal) {
+    /// - Parameter checkOnly: refuse or return without deleting anything (to check every place first).
+    public func delete(_ slug: String, from location: BackupLocation, force: Bool, checkOnly: Bool = false) async throws(RetentionRefusal) {
         await beginChange()
         defer { endChange() }
         do {
@@ -424,6 +425,7 @@ public actor RetentionService {
                     throw RetentionRefusal(code: "no_verified_copy", message: "this backup has no verified copy in \(settings.remoteName); pass force=true to delete it anyway")
                 }
             }
+            if checkOnly { return }
             if let remote {
                 try await catalog.delete(remote)
                 snapshot.backups.removeAll { $0.fileID == remote.fileID }

@@ -43,7 +43,8 @@ struct SecondDestinationTests {
     }
 
     /// A harness whose second destination is a fresh bucket on moto; `body` gets the bucket's name and a client.
-    func withS3Harness(secret: String? = nil, requireAll: Bool = true, payload: Int? = nil, options extra: (inout AddonOptions) -> Void = { _ in },
+    func withS3Harness(secret: String? = nil, requireAll: Bool = true, payload: Int? = nil, objectLock: Bool = false,
+                       options extra: (inout AddonOptions) -> Void = { _ in },
                        _ body: (PipelineHarness, S3Client, String) async throws -> Void) async throws {
         let (bucket, client) = try await bucket()
         let moto = try moto
@@ -52,7 +53,7 @@ struct SecondDestinationTests {
             extra(&options)
         }, supervisor: { configuration in
             if let payload { configuration.backupPayloadBytes = payload }
-        }) { harness in
+        }, objectLock: objectLock) { harness in
             try await body(harness, client, bucket)
         }
     }
@@ -418,6 +419,20 @@ struct SecondDestinationTests {
             #expect(pull.state == .done, "\(pull.error?.message ?? "")")
             #expect(pull.warnings.contains { $0.hasPrefix("downloaded from S3") && $0.contains("because Backblaze B2") })
             #expect(try Data(contentsOf: try #require(await harness.supervisor.backups().first).file) == original)
+        }
+    }
+
+    @Test func deletingEverywhereChangesNothingWhenOnePlaceRefuses() async throws {
+        try await withS3Harness(objectLock: true, options: { $0.immutableDays = 30 }) { harness, client, _ in
+            let pipeline = try await harness.pipeline()
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            let slug = try #require(job.slug)
+            await #expect(throws: RetentionRefusal.self) { try await pipeline.delete(slug, from: .all, force: true) }
+            // B2's Object Lock refused: the S3 copy and the local one are still there.
+            #expect(try await client.listObjects(prefix: "homeassistant/").contains { $0.key.hasSuffix(".tar") })
+            #expect(await harness.supervisor.backups().count == 1)
+            let listed = try #require(try await pipeline.listing().first)
+            #expect(listed.remote != nil && listed.copies[DestinationID.s3] != nil && listed.local != nil)
         }
     }
 }
