@@ -3,7 +3,9 @@ import B2Simulator
 import Core
 import Foundation
 import HTTPServer
+import HTTPClient
 import Logging
+import S3Client
 import SupervisorSimulator
 
 /// `b2-backup demo`: the add-on against its built-in simulators of the Supervisor and of B2, with a sample
@@ -24,7 +26,31 @@ public struct Demo: AsyncParsableCommand {
     @Option(name: .customLong("ingress-proxy"), help: "Address trusted as Home Assistant's ingress proxy (no token needed); another address makes every caller show the token.")
     var ingressProxy = "127.0.0.1"
 
+    @Option(name: .customLong("s3-endpoint"), help: "An S3-compatible endpoint (moto, MinIO) to use as the second destination; the bucket is created.")
+    var s3Endpoint: String?
+
+    @Option(name: .customLong("s3-access-key-id"), help: "Key id for --s3-endpoint (any works for moto without authentication).")
+    var s3AccessKeyID = "demo"
+
+    @Option(name: .customLong("s3-secret-access-key"), help: "Secret for --s3-endpoint.")
+    var s3SecretAccessKey = "demo-secret"
+
     public init() {}
+
+    static let s3Bucket = "ha-backups-demo-copy"
+
+    /// The second destination's options, after creating its bucket (an existing one of ours is fine).
+    func s3Options(logger: Logger) async throws -> [String: Any] {
+        guard let s3Endpoint else { return [:] }
+        let client = try S3Client(configuration: .init(endpoint: s3Endpoint, region: "us-east-1", bucket: Self.s3Bucket, accessKeyID: s3AccessKeyID,
+                                                       secretAccessKey: s3SecretAccessKey, maxAttempts: 2),
+                                  http: HTTPClient(logger: logger), logger: logger)
+        do throws(S3Error) { try await client.createBucket() } catch {
+            guard ["BucketAlreadyOwnedByYou", "BucketAlreadyExists"].contains(error.code ?? "") else { throw error }
+        }
+        return ["s3_enabled": true, "s3_endpoint": s3Endpoint, "s3_bucket": Self.s3Bucket, "s3_access_key_id": s3AccessKeyID,
+                "s3_secret_access_key": s3SecretAccessKey, "s3_path_style": true, "s3_part_size_mb": 5]
+    }
 
     /// Sample credentials the B2 simulator accepts (shaped like real ones, so the options validate).
     static let keyID = "005a1b2c3d4e5f60000000001"
@@ -77,11 +103,12 @@ public struct Demo: AsyncParsableCommand {
         let now = Date()
         let nextMinute = Calendar.current.dateComponents(in: TimeZone(identifier: supervisorConfiguration.timezone) ?? .gmt, from: now.addingTimeInterval(180))
         let soon = String(format: "%02d:%02d", nextMinute.hour ?? 0, nextMinute.minute ?? 0)
-        let options: [String: Any] = [
+        var options: [String: Any] = [
             "b2_key_id": Self.keyID, "b2_key": Self.applicationKey, "b2_bucket": Self.bucket, "b2_prefix": "homeassistant",
             "api_token": Self.apiToken, "log_level": "info", "schedule_times": ["03:30", soon], "backup_name": "Demo {date} {time} {type}",
             "keep_local": true, "notify_on_success": true, "notify_service": "notify.mobile_app_demo_phone",
         ]
+        options.merge(try await s3Options(logger: logger)) { _, s3 in s3 }
         let optionsURL = data.appendingPathComponent("options.json")
         try JSONSerialization.data(withJSONObject: options, options: [.prettyPrinted, .sortedKeys]).write(to: optionsURL)
         let environment = RuntimeEnvironment(supervisorURL: supervisor.url, supervisorToken: supervisor.configuration.token, b2APIURL: b2.realmURL)
@@ -97,7 +124,7 @@ public struct Demo: AsyncParsableCommand {
               page:        http://127.0.0.1:\(application.server.port)/
               status:      curl http://127.0.0.1:\(application.server.port)/api/status
               back up now: curl -X POST -H 'Authorization: Bearer \(Self.apiToken)' http://127.0.0.1:\(application.server.port)/api/backups
-              scheduled:   03:30 and \(soon) (\(supervisorConfiguration.timezone))
+              scheduled:   03:30 and \(soon) (\(supervisorConfiguration.timezone))\(s3Endpoint.map { "\n  second copy: bucket \(Self.s3Bucket) at \($0)" } ?? "")
               state:       \(root.path) (options.json, state.db, the backup folder and the simulated bucket)
             Stop with Ctrl-C.
 
