@@ -177,8 +177,9 @@ def check_translations(page):
     log(f"translations: {len(english)} strings in {', '.join(dictionaries)}")
 
 
-def check_destinations(page):
-    """The status card lists the destinations: B2 working, with its usage and the last verified copy once a backup is there."""
+def check_destinations(page, expect_s3=False):
+    """The status card lists the destinations: B2 working, with its usage and the last verified copy once a backup is there;
+    with a second destination (the demo on moto) S3 the same, and the backup's row holds its S3 copy."""
     b2 = "document.querySelector('#destinations li[data-destination=\"b2\"]')"
     page.wait(f"!document.getElementById('destinations-box').hidden && {b2}", "the destinations with a B2 entry")
     page.wait(f"{b2}.dataset.state === 'ok' && /\\d.*B/.test({b2}.querySelector('.usage').textContent) && {b2}.querySelector('.verified .name')",
@@ -189,6 +190,11 @@ def check_destinations(page):
         raise AssertionError(f"the destinations do not start with B2: {entries}")
     for entry in entries:
         log(f"destination {entry}")
+    if expect_s3:
+        s3 = "document.querySelector('#destinations li[data-destination=\"s3\"]')"
+        page.wait(f"{s3} && {s3}.dataset.state === 'ok' && /\\d.*B/.test({s3}.querySelector('.usage').textContent) && {s3}.querySelector('.verified .name')",
+                  "S3's entry to be working, with its usage and the last verified copy")
+        page.wait("document.querySelector('#backups tr[data-locations~=\"s3\"][data-locations~=\"b2\"]')", "a backup row with its S3 and B2 copies")
 
 
 def follow_backup(page, screenshot=None):
@@ -258,7 +264,7 @@ def more_flows(page):
     log(f"deleted {slug} from B2 ({'forced' if refused != 'deleted' else 'allowed'})")
 
 
-def run(page, url, out):
+def run(page, url, out, expect_s3=False):
     started = time.monotonic()
     page.viewport(1280, 900)
     page.color_scheme("light")
@@ -279,7 +285,7 @@ def run(page, url, out):
               "the run log and the chart to show the backup")
     page.wait("document.getElementById('state').classList.contains('ok')", "the state to go back to idle")
     page.wait("!document.getElementById('backup-now').disabled", "the Back up now button to be enabled again")
-    check_destinations(page)
+    check_destinations(page, expect_s3)
 
     # The restore wizard: a modal dialog with focus inside; Escape closes it and focus returns to its button.
     page.click("#backups tr[data-verified=\"yes\"] .actions button:nth-last-child(2)")
@@ -328,6 +334,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--demo-pid", type=int)
+    parser.add_argument("--expect-s3", action="store_true", help="the demo has a second (S3) destination")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     parser.add_argument("--chromium-pid-file", help="where to write Chromium's process group, for the caller's cleanup")
     arguments = parser.parse_args()
@@ -351,7 +358,7 @@ def main():
             session.call(f"{domain}.enable")
         page = Page(session, arguments.timeout)
         try:
-            run(page, url, out)
+            run(page, url, out, arguments.expect_s3)
         except (AssertionError, CDPError, TimeoutError) as error:
             log(f"FAILED: {error}")
             if page.problems:
