@@ -122,8 +122,10 @@ public final class Pipeline: Sendable {
         do {
             let summary = try await remote.summary()
             remoteSummary.withLock { $0 = summary }
+            unreachableDestinations.withLock { $0[DestinationID.b2] = nil }
         } catch {
             logger.warning("cannot count the backups in B2", metadata: ["error": "\(error)"])
+            unreachableDestinations.withLock { $0[DestinationID.b2] = (JobError(code: error.code, message: "Backblaze B2: \(error.message)"), clock.now()) }
         }
         await refreshSecondarySummaries()
     }

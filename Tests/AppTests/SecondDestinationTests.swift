@@ -228,6 +228,11 @@ struct SecondDestinationTests {
             settings.dataDirectory = harness.directory.appendingPathComponent("new-machine")
             let store = try StateStore(path: harness.directory.appendingPathComponent("new-machine.db").path, logger: quiet)
             let fresh = try #require(try await PipelineAssembly.make(settings: settings, store: store, logger: quiet))
+            await fresh.refreshRemoteSummary()
+            let destinations = await fresh.status().destinations
+            #expect(destinations.map(\.state) == ["failing", "unknown"]) // B2 cannot be reached; S3 has nothing from this install yet
+            #expect(destinations.first?.lastError?.code == "b2_unavailable" || destinations.first?.lastError?.code == "b2_unreachable")
+            #expect(destinations.last?.summary?.backups == 1)
             let listed = try await fresh.listing()
             #expect(listed.map(\.slug) == [slug])
             #expect(listed.first?.remote == nil && listed.first?.copies[DestinationID.s3]?.isVerified == true)
