@@ -90,9 +90,11 @@ public final class MotoServer: Sendable {
     }
 
     /// A client for `bucket` with this server's key (or `secret` instead of the real one).
-    public func client(bucket: String, secret: String? = nil) throws -> S3Client {
-        let configuration = S3Client.Configuration(endpoint: endpoint, region: "us-east-1", bucket: bucket, accessKeyID: accessKeyID,
-                                                   secretAccessKey: secret ?? secretAccessKey, maxAttempts: 2, baseDelay: .milliseconds(50))
+    /// Virtual-hosted clients use `localhost`: libcurl resolves `<bucket>.localhost` to the loopback itself.
+    public func client(bucket: String, secret: String? = nil, addressing: S3Client.Addressing = .path) throws -> S3Client {
+        let configuration = S3Client.Configuration(endpoint: addressing == .path ? endpoint : "http://localhost:\(port)", region: "us-east-1",
+                                                   bucket: bucket, accessKeyID: accessKeyID, secretAccessKey: secret ?? secretAccessKey,
+                                                   addressing: addressing, maxAttempts: 2, baseDelay: .milliseconds(50))
         return try S3Client(configuration: configuration, http: HTTPClient(logger: Logger(label: "s3-test")), logger: Logger(label: "s3-test"))
     }
 
