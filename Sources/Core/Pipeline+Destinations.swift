@@ -33,6 +33,7 @@ extension Pipeline {
         let history = ((try? await store.recentJobs(limit: 200)) ?? []).filter { $0.kind == .backup && $0.isFinished }
         let unreachable = unreachableDestinations.withLock { $0 }
         let summaries = destinationSummaries.withLock { $0 }
+        let catalogVerified = newestVerifiedInCatalogs.withLock { $0 }
         let requireAll = await engine.requirement == .all || secondaries.isEmpty
         return ids.map { id in
             var status = DestinationStatus(id: id, title: id == DestinationID.b2 ? "Backblaze B2" : secondaries.first { $0.id == id }?.title ?? id,
@@ -49,6 +50,9 @@ extension Pipeline {
                     status.lastError = error
                     status.lastErrorAt = job.finishedAt
                 }
+            }
+            if status.lastVerified == nil, let fromCatalog = catalogVerified[id] {
+                status.lastVerified = fromCatalog // a fresh install: no runs of its own yet, but the bucket's catalog knows
             }
             if let problem = unreachable[id] {
                 status.lastError = problem.error
@@ -68,6 +72,7 @@ extension Pipeline {
                 let summary = try await destination.store.summary()
                 destinationSummaries.withLock { $0[destination.id] = summary }
                 unreachableDestinations.withLock { $0[destination.id] = nil }
+                await rememberNewestVerified(destination.id, destination.retention)
             } catch {
                 logger.warning("cannot count the backups in the second destination", metadata: ["destination": "\(destination.id)", "error": "\(error)"])
                 unreachableDestinations.withLock {
@@ -75,6 +80,14 @@ extension Pipeline {
                 }
             }
         }
+    }
+
+    /// The newest verified backup in a destination's catalog, for the status of an install that has no runs
+    /// of its own yet (restored onto a fresh Home Assistant).
+    func rememberNewestVerified(_ id: String, _ service: RetentionService) async {
+        guard let snapshot = try? await service.snapshot(),
+              let newest = snapshot.backups.filter(\.isVerified).max(by: { $0.facts.date < $1.facts.date }), let verifiedAt = newest.verifiedAt else { return }
+        newestVerifiedInCatalogs.withLock { $0[id] = .init(slug: newest.slug, name: newest.name, at: verifiedAt) }
     }
 
     /// Home Assistant's backups merged with every destination's catalog, newest first. When B2 cannot be

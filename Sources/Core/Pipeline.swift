@@ -60,6 +60,8 @@ public final class Pipeline: Sendable {
     /// `restore_source`: `auto`, `b2` or `s3`.
     let restorePreference: String
     let destinationSummaries = Mutex<[String: RemoteSummary]>([:])
+    /// Each destination's newest verified backup as its catalog records it (see `rememberNewestVerified`).
+    let newestVerifiedInCatalogs = Mutex<[String: DestinationStatus.Verified]>([:])
     /// Secondary destinations whose last count failed, with the error and when.
     let unreachableDestinations = Mutex<[String: (error: JobError, at: Date)]>([:])
     var remoteSummaryValue: RemoteSummary? { remoteSummary.withLock { $0 } }
@@ -123,6 +125,7 @@ public final class Pipeline: Sendable {
             let summary = try await remote.summary()
             remoteSummary.withLock { $0 = summary }
             unreachableDestinations.withLock { $0[DestinationID.b2] = nil }
+            if let retention { await rememberNewestVerified(DestinationID.b2, retention) }
         } catch {
             logger.warning("cannot count the backups in B2", metadata: ["error": "\(error)"])
             unreachableDestinations.withLock { $0[DestinationID.b2] = (JobError(code: error.code, message: "Backblaze B2: \(error.message)"), clock.now()) }
