@@ -59,6 +59,7 @@ public actor HomeAssistantReporter: JobObserver {
     public static let staleSensor = "binary_sensor.b2_backup_stale"
     public static let failureNotification = "b2_backup_failure"
     public static let restoreNotification = "b2_backup_restore"
+    public static let destinationNotification = "b2_backup_destination"
     public static let coverageNotification = "b2_backup_coverage"
     public static let staleNotification = "b2_backup_stale"
 
@@ -135,12 +136,50 @@ public actor HomeAssistantReporter: JobObserver {
             ])
             openFailure = nil
             await call("persistent_notification", "dismiss", ["notification_id": .string(Self.failureNotification)])
+            await destinationsChecked(job)
             if settings.notifyOnSuccess, let service = settings.notifyService {
-                await notify(service, title: "B2 Backup done", message: "'\(job.plan.name)' is safe in Backblaze B2 (\(Self.size(job.remote?.size ?? 0))).")
+                let places = Self.verifiedPlaces(job)
+                await notify(service, title: "B2 Backup done", message: "'\(job.plan.name)' is safe in \(places) (\(Self.size(job.remote?.size ?? job.bytesTotal))).")
             }
         }
         await publish()
     }
+
+    /// "Backblaze B2 and S3": where a successful run's copies were verified.
+    static func verifiedPlaces(_ job: Job) -> String {
+        let verified = (job.copies ?? []).filter { $0.verifiedAt != nil }.map { $0.destination == DestinationID.b2 ? "Backblaze B2" : $0.destination.uppercased() }
+        return verified.isEmpty ? "Backblaze B2" : verified.joined(separator: " and ")
+    }
+
+    /// A run that succeeded with one destination failing (`require_all_destinations: false`) must still be
+    /// heard of: an event per failed destination and a notification, taken back once a run reaches them all.
+    func destinationsChecked(_ job: Job) async {
+        let failed = (job.copies ?? []).filter { $0.error != nil }
+        guard !failed.isEmpty else {
+            if destinationWarned {
+                await call("persistent_notification", "dismiss", ["notification_id": .string(Self.destinationNotification)])
+                destinationWarned = false
+            }
+            return
+        }
+        for copy in failed {
+            await fire("b2_backup_destination_failed", [
+                "job_id": .string(job.id), "slug": .text(job.slug), "name": .string(job.plan.name), "destination": .string(copy.destination),
+                "code": .string(copy.error?.code ?? ""), "message": .string(copy.error?.message ?? ""),
+            ])
+        }
+        let message = "'\(job.plan.name)' is safe in \(Self.verifiedPlaces(job)), but not everywhere: "
+            + failed.compactMap { $0.error?.message }.joined(separator: "; ")
+            + ". The run counted as a success because require_all_destinations is off."
+        await call("persistent_notification", "create", [
+            "notification_id": .string(Self.destinationNotification), "title": "B2 Backup: a destination has no copy", "message": .string(message),
+        ])
+        if let service = settings.notifyService { await notify(service, title: "B2 Backup: a destination has no copy", message: message) }
+        destinationWarned = true
+    }
+
+    /// True at start, so a notification left from before a restart is taken back by the first complete run.
+    private var destinationWarned = true
 
     /// Warns when a backup left a critical component out (event, notification naming the add-ons by
     /// name), and takes the notification back once a backup holds them all.

@@ -134,6 +134,12 @@ struct SecondDestinationTests {
             #expect(job.state == .done, "\(job.error?.message ?? "")")
             #expect(job.warnings.contains { $0.contains("S3") && $0.contains("SignatureDoesNotMatch") })
             #expect(job.destinationResults(destinations: ["b2", "s3"]).map(\.state) == ["verified", "failed"])
+            // Nobody is left unaware: an event and a notification name the destination and the cause.
+            let event = try #require(await harness.events("b2_backup_destination_failed").last)
+            #expect(event["destination"]?.stringValue == "s3" && event["code"]?.stringValue == "s3_auth_failed")
+            let created = await harness.supervisor.coreCalls().filter { $0.path == "/core/api/services/persistent_notification/create" }
+            #expect(created.contains { $0.body?["notification_id"]?.stringValue == "b2_backup_destination"
+                && $0.body?["message"]?.stringValue?.contains(bucket) == true })
         }
     }
 
