@@ -449,5 +449,25 @@ struct SecondDestinationTests {
             #expect(listed.remote != nil && listed.copies[DestinationID.s3] != nil && listed.local != nil)
         }
     }
+
+    @Test func theDailyLoopChecksAndPrunesTheS3CopiesToo() async throws {
+        try await withS3Harness(options: { options in
+            options.verifyDays = 7
+            options.scheduleEnabled = false
+        }) { harness, _, _ in
+            let pipeline = try await harness.pipeline()
+            _ = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest()).id))
+            let s3 = try #require(pipeline.secondaries.first).retention
+            #expect(try await s3.snapshot().lastScheduledCheck == nil)
+            harness.clock.advance(by: 3600) // so the scheduled check's time differs from the copy step's
+            let loops = Task { await pipeline.run() }
+            await harness.clock.waitForSleepers(3)
+            let snapshot = try await s3.snapshot()
+            #expect(snapshot.lastScheduledCheck == harness.clock.now())
+            #expect(snapshot.backups.first?.lastCheck?.at == harness.clock.now())
+            loops.cancel()
+            _ = await loops.value
+        }
+    }
 }
 
