@@ -133,6 +133,7 @@ public actor HomeAssistantReporter: JobObserver {
                 "job_id": .string(job.id), "trigger": .string(job.trigger.rawValue), "slug": .text(job.slug), "name": .string(job.plan.name),
                 "size_bytes": .int(job.remote?.size ?? job.bytesTotal), "duration_seconds": .int(Int64(job.duration ?? 0)),
                 "remote_name": .text(job.remote?.name), "sha1": .text(job.remote?.sha1),
+                "verified_in": .string(((job.copies ?? []).filter { $0.verifiedAt != nil }.map(\.destination).nilIfEmpty ?? [DestinationID.b2]).joined(separator: ",")),
             ])
             openFailure = nil
             await call("persistent_notification", "dismiss", ["notification_id": .string(Self.failureNotification)])
@@ -397,4 +398,9 @@ public enum ISO8601 {
     public static func string(_ date: Date) -> String {
         date.formatted(.iso8601) // 2026-11-30T03:30:00Z
     }
+}
+
+extension Array {
+    /// nil for an empty array (a fallback with `??`).
+    var nilIfEmpty: Self? { isEmpty ? nil : self }
 }

@@ -72,6 +72,7 @@ struct SecondDestinationTests {
             #expect(job.state == .done, "\(job.error?.message ?? "")")
             let copies = job.destinationResults(destinations: [DestinationID.b2, DestinationID.s3])
             #expect(copies.map(\.state) == ["verified", "verified"])
+            #expect(try #require(await harness.events("b2_backup_succeeded").last)["verified_in"]?.stringValue == "b2,s3")
             let s3Copy = try #require(copies.last?.remote)
             #expect(s3Copy.name == "homeassistant/\(job.plan.filename)")
             #expect(s3Copy.parts == 3) // 12 MiB and a tar's overhead in 5 MiB parts
@@ -153,6 +154,7 @@ struct SecondDestinationTests {
             #expect(copies.map(\.state) == ["failed", "verified"])
             #expect(copies.first?.error?.code == "b2_cap_exceeded")
             #expect(job.warnings.contains { $0.contains("Backblaze B2") })
+            #expect(try #require(await harness.events("b2_backup_succeeded").last)["verified_in"]?.stringValue == "s3")
             #expect(await harness.objects().isEmpty)
             #expect(try await client.listObjects(prefix: "homeassistant/").contains { $0.key.hasSuffix(".tar") })
         }
