@@ -85,9 +85,19 @@ final class S3RemoteStore: RemoteStore {
     }
 
     /// The engine's info keys as S3 metadata names: `-` for `_` (proxies in front of S3-compatible stores
-    /// often drop headers with underscores).
+    /// often drop headers with underscores). Values are percent-encoded beyond plain ASCII, as B2's file
+    /// info is: a header carries a backup name such as "Sicherung für Zürich" only garbled (or refused).
     static func metadata(_ info: [String: String]) -> [String: String] {
-        Dictionary(info.map { ($0.key.replacingOccurrences(of: "_", with: "-"), $0.value) }, uniquingKeysWith: { first, _ in first })
+        Dictionary(info.map { ($0.key.replacingOccurrences(of: "_", with: "-"), $0.value.addingPercentEncoding(withAllowedCharacters: metadataSafe) ?? $0.value) },
+                   uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Left as they are in metadata values; everything else (with `%`) is percent-encoded.
+    static let metadataSafe = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.,:;/+=@()!*'~")
+
+    /// The metadata as the engine wrote it (decoded).
+    static func info(_ metadata: [String: String]) -> [String: String] {
+        metadata.mapValues { $0.removingPercentEncoding ?? $0 }
     }
 
     /// S3's failures turned into the pipeline's codes; the message names S3, the bucket and the cause.
@@ -212,7 +222,7 @@ final class S3Catalog: RemoteCatalog {
 
     /// A catalog entry from an object's metadata (written at upload), for objects the index does not know.
     static func entry(key: String, info: S3ObjectInfo, lastModified: String) -> CatalogEntry {
-        let meta = info.metadata
+        let meta = S3RemoteStore.info(info.metadata)
         let base = String(key.split(separator: "/").last ?? Substring(key))
         let uploaded = B2Catalog.parseDate(lastModified) ?? Self.parseFractional(lastModified) ?? Date()
         let ours = meta[S3RemoteStore.markerKey] == S3RemoteStore.markerValue

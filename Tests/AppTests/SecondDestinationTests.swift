@@ -471,5 +471,24 @@ struct SecondDestinationTests {
             _ = await loops.value
         }
     }
+
+    @Test func theS3CatalogIsRebuiltFromObjectMetadataAloneEvenForNamesBeyondASCII() async throws {
+        try await withS3Harness { harness, client, _ in
+            let pipeline = try await harness.pipeline()
+            let name = "Sicherung für Zürich ✓ 100%"
+            let job = try #require(await pipeline.engine.wait(for: try await pipeline.startManual(BackupRequest(name: name)).id))
+            #expect(job.state == .done, "\(job.error?.message ?? "")")
+            // Lose the index: the catalog must come back from the objects' own metadata.
+            try await client.deleteObject(key: "homeassistant/b2-backup-index.json")
+            let s3 = try #require(pipeline.secondaries.first).retention
+            let slug = try #require(job.slug)
+            let entry = try #require(try await s3.snapshot().entry(slug: slug))
+            #expect(entry.name == name)
+            #expect(entry.isVerified && entry.madeByAddon)
+            #expect(entry.sha1 == job.remote?.sha1)
+            let date = try #require(job.local?.facts?.date)
+            #expect(abs(entry.facts.date.timeIntervalSince(date)) < 1) // ISO 8601 to the second
+        }
+    }
 }
 
