@@ -80,6 +80,11 @@ public struct RemoteCopyLocation: Codable, Sendable, Hashable {
         self.verified = verified
     }
 
+    /// A destination's catalog entry as a place to download from.
+    public init(destination: String, entry: CatalogEntry) {
+        self.init(destination: destination, fileName: entry.fileName, sha1: entry.sha1, size: entry.size, verified: entry.isVerified)
+    }
+
     /// The order to try the copies in: the preferred destination first (`b2` or `s3`); `auto` puts verified
     /// copies first, then B2 before S3, because B2's egress is free up to three times the stored data and
     /// S3 providers often charge for it. The other copies stay as fall-backs.
@@ -95,7 +100,21 @@ public struct RemoteCopyLocation: Codable, Sendable, Hashable {
     }
 }
 
+extension RestoreSpec {
+    /// Where to download from, in order: `sources`, or B2's file in jobs saved before destinations existed.
+    public var locations: [RemoteCopyLocation] {
+        sources ?? remoteFileName.map {
+            [RemoteCopyLocation(destination: DestinationID.b2, fileName: $0, sha1: remoteSHA1, size: remoteSize, verified: true)]
+        } ?? []
+    }
+}
+
 extension Job {
+    /// The destinations holding a verified copy of this run, B2 first.
+    public var verifiedDestinations: [String] {
+        (copies ?? []).filter { $0.verifiedAt != nil }.map(\.destination)
+    }
+
     /// Each destination's result for this run: the saved copies, or, for runs saved before destinations
     /// existed, B2's result derived from the run itself.
     public func destinationResults(destinations: [String]) -> [DestinationCopy] {

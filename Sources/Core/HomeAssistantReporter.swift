@@ -133,7 +133,7 @@ public actor HomeAssistantReporter: JobObserver {
                 "job_id": .string(job.id), "trigger": .string(job.trigger.rawValue), "slug": .text(job.slug), "name": .string(job.plan.name),
                 "size_bytes": .int(job.remote?.size ?? job.bytesTotal), "duration_seconds": .int(Int64(job.duration ?? 0)),
                 "remote_name": .text(job.remote?.name), "sha1": .text(job.remote?.sha1),
-                "verified_in": .string(((job.copies ?? []).filter { $0.verifiedAt != nil }.map(\.destination).nilIfEmpty ?? [DestinationID.b2]).joined(separator: ",")),
+                "verified_in": .string(Self.verifiedIn(job).joined(separator: ",")),
             ])
             openFailure = nil
             await call("persistent_notification", "dismiss", ["notification_id": .string(Self.failureNotification)])
@@ -148,8 +148,12 @@ public actor HomeAssistantReporter: JobObserver {
 
     /// "Backblaze B2 and S3": where a successful run's copies were verified.
     static func verifiedPlaces(_ job: Job) -> String {
-        let verified = (job.copies ?? []).filter { $0.verifiedAt != nil }.map { $0.destination == DestinationID.b2 ? "Backblaze B2" : $0.destination.uppercased() }
-        return verified.isEmpty ? "Backblaze B2" : verified.joined(separator: " and ")
+        verifiedIn(job).map { $0 == DestinationID.b2 ? "Backblaze B2" : $0.uppercased() }.joined(separator: " and ")
+    }
+
+    /// The destinations with a verified copy; B2 for runs saved before destinations were recorded.
+    static func verifiedIn(_ job: Job) -> [String] {
+        job.verifiedDestinations.isEmpty ? [DestinationID.b2] : job.verifiedDestinations
     }
 
     /// A run that succeeded with one destination failing (`require_all_destinations: false`) must still be
@@ -398,9 +402,4 @@ public enum ISO8601 {
     public static func string(_ date: Date) -> String {
         date.formatted(.iso8601) // 2026-11-30T03:30:00Z
     }
-}
-
-extension Array {
-    /// nil for an empty array (a fallback with `??`).
-    var nilIfEmpty: Self? { isEmpty ? nil : self }
 }

@@ -163,7 +163,7 @@ public struct RestoreSpec: Codable, Sendable, Hashable {
     public var homeassistant: Bool?
     public var addons: [String]?
     public var folders: [String]?
-    /// The catalog entry's file, when the backup has to be pulled from B2.
+    /// B2's file, in jobs saved before `sources` existed (read through `locations`).
     public var remoteFileName: String?
     public var remoteSHA1: String?
     public var remoteSize: Int64?

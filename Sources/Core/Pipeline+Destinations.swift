@@ -195,7 +195,7 @@ extension Pipeline {
         for (id, service) in services {
             do throws(PortError) {
                 guard let entry = try await service.snapshot().entry(slug: slug) else { continue }
-                copies.append(RemoteCopyLocation(destination: id, fileName: entry.fileName, sha1: entry.sha1, size: entry.size, verified: entry.isVerified))
+                copies.append(RemoteCopyLocation(destination: id, entry: entry))
                 name = name ?? entry.name
             } catch {
                 errors.append(PortError(code: error.code, message: "cannot read the catalog in \(id == DestinationID.b2 ? "B2" : id.uppercased()): \(error.message)"))

@@ -291,8 +291,7 @@ public final class Pipeline: Sendable {
         if let prefix, let bucket {
             do {
                 if let entry = try await bucket.catalog(prefix: prefix).load().snapshot.entry(slug: slug) {
-                    sources = [RemoteCopyLocation(destination: DestinationID.b2, fileName: entry.fileName, sha1: entry.sha1, size: entry.size,
-                                                  verified: entry.isVerified)]
+                    sources = [RemoteCopyLocation(destination: DestinationID.b2, entry: entry)]
                     name = entry.name
                 }
             } catch {
@@ -309,10 +308,8 @@ public final class Pipeline: Sendable {
             throw .invalidRequest(JobError(code: error.code, message: lookupErrors.map(\.message).joined(separator: "; ")))
         }
         guard !sources.isEmpty || local != nil else { throw .notFound(slug: slug) }
-        let primary = sources.first { $0.destination == DestinationID.b2 }
         let spec = RestoreSpec(slug: slug, partial: request.type == "partial", homeassistant: request.homeassistant, addons: request.addons,
-                               folders: request.folders, remoteFileName: primary?.fileName, remoteSHA1: primary?.sha1, remoteSize: primary?.size,
-                               sources: sources)
+                               folders: request.folders, sources: sources)
         return try await engine.startRestore(spec, name: name ?? local?.name ?? slug, restore: !pullOnly, password: request.password)
     }
 }

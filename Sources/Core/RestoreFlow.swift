@@ -62,10 +62,10 @@ extension BackupEngine {
     public func startRestore(_ spec: RestoreSpec, name: String, restore: Bool, password: String?, trigger: JobTrigger = .manual)
         async throws(EngineRefusal) -> Job {
         try refuseWhileRunning()
-        guard catalog != nil || (spec.remoteFileName == nil && (spec.sources ?? []).isEmpty) else {
+        guard catalog != nil || spec.locations.isEmpty else {
             throw .notConfigured(missing: ["b2_key_id", "b2_key", "b2_bucket"])
         }
-        let plan = BackupPlan(name: name, filename: spec.remoteFileName.map { String($0.split(separator: "/").last ?? Substring($0)) } ?? "\(spec.slug).tar",
+        let plan = BackupPlan(name: name, filename: spec.locations.first.map { String($0.fileName.split(separator: "/").last ?? Substring($0.fileName)) } ?? "\(spec.slug).tar",
                               type: spec.partial ? .partial : .full, excludeAddons: [], excludeFolders: [], excludeDatabase: false,
                               protected: password != nil)
         var job = Job(id: Self.newID(), trigger: trigger, plan: plan, startedAt: clock.now())
@@ -122,10 +122,7 @@ extension BackupEngine {
     /// Downloads from the first destination that delivers a whole, SHA-1-checked copy, in the order the
     /// request chose; a destination that is down or holds a damaged copy hands over to the next.
     private func download(_ spec: RestoreSpec, job: inout Job) async throws -> LocalCopy {
-        let legacy = spec.remoteFileName.map {
-            [RemoteCopyLocation(destination: DestinationID.b2, fileName: $0, sha1: spec.remoteSHA1, size: spec.remoteSize, verified: true)]
-        }
-        let sources = spec.sources ?? legacy ?? []
+        let sources = spec.locations
         guard !sources.isEmpty else {
             throw JobError(code: "not_found", message: "backup \(spec.slug) is neither in Home Assistant nor in a backup destination")
         }
