@@ -27,41 +27,70 @@ extension Pipeline {
     /// The secondary destinations, as the engine copies to them.
     public var secondaries: [SecondaryDestination] { engine.secondaries }
 
-    /// Every destination: B2 first. Built from the run history (no remote calls), so the sensor can ask often.
+    /// What the run history says of one destination (kept from the last refresh, not read per status).
+    struct RunHistory: Sendable {
+        var lastVerified: DestinationStatus.Verified?
+        var lastError: JobError?
+        var lastErrorAt: Date?
+        /// The newest finished run failed to make a verified copy here.
+        var newestRunFailed = false
+    }
+
+    /// Every destination: B2 first. Only what was gathered when runs ended (`refreshRemoteSummary`): the
+    /// sensor, the page and `/metrics` ask for it often.
     public func destinationStatuses() async -> [DestinationStatus] {
         let ids = [DestinationID.b2] + secondaries.map(\.id)
-        let history = ((try? await store.recentJobs(limit: 200)) ?? []).filter { $0.kind == .backup && $0.isFinished }
+        let history = runHistories.withLock { $0 }
         let unreachable = unreachableDestinations.withLock { $0 }
         let summaries = destinationSummaries.withLock { $0 }
         let catalogVerified = newestVerifiedInCatalogs.withLock { $0 }
         let requireAll = await engine.requirement == .all || secondaries.isEmpty
         return ids.map { id in
+            let runs = history[id] ?? RunHistory()
             var status = DestinationStatus(id: id, title: id == DestinationID.b2 ? "Backblaze B2" : secondaries.first { $0.id == id }?.title ?? id,
                                            bucket: id == DestinationID.b2 ? primaryBucket : secondaries.first { $0.id == id }?.bucket ?? "",
                                            required: requireAll, state: "unknown",
-                                           summary: id == DestinationID.b2 ? remoteSummaryValue : summaries[id])
-            for job in history {
-                guard let result = job.destinationResults(destinations: [id]).first else { continue }
-                if let verifiedAt = result.verifiedAt {
-                    status.lastVerified = .init(slug: job.slug ?? "", name: job.plan.name, at: verifiedAt)
-                    break
-                }
-                if let error = result.error, status.lastError == nil {
-                    status.lastError = error
-                    status.lastErrorAt = job.finishedAt
-                }
-            }
-            if status.lastVerified == nil, let fromCatalog = catalogVerified[id] {
-                status.lastVerified = fromCatalog // a fresh install: no runs of its own yet, but the bucket's catalog knows
-            }
+                                           summary: id == DestinationID.b2 ? remoteSummaryValue : summaries[id],
+                                           // A fresh install has no runs of its own yet, but the bucket's catalog knows.
+                                           lastVerified: runs.lastVerified ?? catalogVerified[id], lastError: runs.lastError, lastErrorAt: runs.lastErrorAt)
             if let problem = unreachable[id] {
                 status.lastError = problem.error
                 status.lastErrorAt = problem.at
             }
-            let newestRun = history.first.flatMap { $0.destinationResults(destinations: [id]).first }
-            status.state = status.lastError != nil && (unreachable[id] != nil || newestRun?.error != nil) ? "failing"
+            status.state = status.lastError != nil && (unreachable[id] != nil || runs.newestRunFailed) ? "failing"
                 : status.lastVerified != nil ? "ok" : "unknown"
             return status
+        }
+    }
+
+    /// Reads the run history once per finished run: each destination's last verified copy and the errors
+    /// since. Without a verified run here, the destination's catalog is asked once for its newest copy.
+    func refreshRunHistories() async {
+        let ids = [DestinationID.b2] + secondaries.map(\.id)
+        let finished = ((try? await store.recentJobs(limit: 200)) ?? []).filter { $0.kind == .backup && $0.isFinished }
+        var histories: [String: RunHistory] = [:]
+        for id in ids {
+            var runs = RunHistory()
+            runs.newestRunFailed = finished.first?.destinationResults(destinations: [id]).first?.error != nil
+            for job in finished {
+                guard let result = job.destinationResults(destinations: [id]).first else { continue }
+                if let verifiedAt = result.verifiedAt {
+                    runs.lastVerified = .init(slug: job.slug ?? "", name: job.plan.name, at: verifiedAt)
+                    break
+                }
+                if let error = result.error, runs.lastError == nil {
+                    runs.lastError = error
+                    runs.lastErrorAt = job.finishedAt
+                }
+            }
+            histories[id] = runs
+        }
+        runHistories.withLock { $0 = histories }
+        let known = newestVerifiedInCatalogs.withLock { $0 }
+        for id in ids where histories[id]?.lastVerified == nil && known[id] == nil {
+            if let service = id == DestinationID.b2 ? retention : secondaries.first(where: { $0.id == id })?.retention {
+                await rememberNewestVerified(id, service)
+            }
         }
     }
 
@@ -72,7 +101,6 @@ extension Pipeline {
                 let summary = try await destination.store.summary()
                 destinationSummaries.withLock { $0[destination.id] = summary }
                 unreachableDestinations.withLock { $0[destination.id] = nil }
-                await rememberNewestVerified(destination.id, destination.retention)
             } catch {
                 logger.warning("cannot count the backups in the second destination", metadata: ["destination": "\(destination.id)", "error": "\(error)"])
                 unreachableDestinations.withLock {
@@ -82,8 +110,8 @@ extension Pipeline {
         }
     }
 
-    /// The newest verified backup in a destination's catalog, for the status of an install that has no runs
-    /// of its own yet (restored onto a fresh Home Assistant).
+    /// The newest verified backup in a destination's catalog, for the status of an install that has no verified
+    /// run there of its own yet (restored onto a fresh Home Assistant).
     func rememberNewestVerified(_ id: String, _ service: RetentionService) async {
         guard let snapshot = try? await service.snapshot(),
               let newest = snapshot.backups.filter(\.isVerified).max(by: { $0.facts.date < $1.facts.date }), let verifiedAt = newest.verifiedAt else { return }

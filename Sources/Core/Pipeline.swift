@@ -64,6 +64,8 @@ public final class Pipeline: Sendable {
     let newestVerifiedInCatalogs = Mutex<[String: DestinationStatus.Verified]>([:])
     /// Secondary destinations whose last count failed, with the error and when.
     let unreachableDestinations = Mutex<[String: (error: JobError, at: Date)]>([:])
+    /// Each destination's runs, gathered when runs end (`refreshRunHistories`).
+    let runHistories = Mutex<[String: RunHistory]>([:])
     var remoteSummaryValue: RemoteSummary? { remoteSummary.withLock { $0 } }
 
     /// - Parameter installedAt: when the add-on first ran on this install.
@@ -125,12 +127,12 @@ public final class Pipeline: Sendable {
             let summary = try await remote.summary()
             remoteSummary.withLock { $0 = summary }
             unreachableDestinations.withLock { $0[DestinationID.b2] = nil }
-            if let retention { await rememberNewestVerified(DestinationID.b2, retention) }
         } catch {
             logger.warning("cannot count the backups in B2", metadata: ["error": "\(error)"])
             unreachableDestinations.withLock { $0[DestinationID.b2] = (JobError(code: error.code, message: "Backblaze B2: \(error.message)"), clock.now()) }
         }
         await refreshSecondarySummaries()
+        await refreshRunHistories()
     }
 
     /// Continues an interrupted job, then runs the schedule and the reporter until cancelled.
