@@ -44,20 +44,20 @@ public final class MotoServer: Sendable {
     static let launcher = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/moto-server").standardized.path
 
     public static func start() async throws -> MotoServer {
-        guard let executable else { throw Failure("moto_server is not installed (scripts/install-deps installs moto[server])") }
+        guard executable != nil else { throw Failure("moto_server is not installed (scripts/install-deps installs moto[server])") }
         let port = try freePort()
         let process = Process()
-        _ = executable
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", launcher, "-H", "127.0.0.1", "-p", "\(port)"]
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "INITIAL_NO_AUTH_ACTION_COUNT") // off while we create the IAM key; see above
         process.environment = environment
+        let log = Pipe()
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        process.standardError = log
         try process.run()
         do {
-            try await waitUntilListening(port: port, process: process)
+            try await onOwnThread { try Self.waitForBanner(log.fileHandleForReading, port: port) }
             let http = HTTPClient(logger: Logger(label: "moto-setup"))
             let iam = { (action: String, parameters: [(String, String)]) async throws -> String in
                 try await iamCall(http: http, port: port, action: action, parameters: parameters)
@@ -120,15 +120,16 @@ public final class MotoServer: Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// Polls the port until moto accepts connections: at most 30 s, and fails early if moto exits.
-    private static func waitUntilListening(port: Int, process: Process) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            guard process.isRunning else { throw Failure("moto_server exited with status \(process.terminationStatus)") }
-            if (try? RawClient(port: port, receiveTimeout: 1)) != nil { return }
-            try await Task.sleep(for: .milliseconds(50))
+    /// Reads moto's log until werkzeug says it is listening (it binds the socket first), then keeps
+    /// draining the log on a thread of its own so request lines never fill the pipe and stall moto.
+    private static func waitForBanner(_ log: FileHandle, port: Int) throws {
+        var text = ""
+        while !text.contains("Running on http://127.0.0.1:\(port)") {
+            let data = log.availableData
+            guard !data.isEmpty else { throw Failure("moto_server ended before it listened: \(text.suffix(500))") }
+            text += String(decoding: data, as: UTF8.self)
         }
-        throw Failure("moto_server did not listen on port \(port) within 30 s")
+        Thread.detachNewThread { while !log.availableData.isEmpty {} }
     }
 
     /// One IAM query-API action, signed for service `iam` so that moto routes it to IAM.
